@@ -1,0 +1,35 @@
+# shellcheck shell=bash
+# Common settings for the kvm-dirty scripts.  Source it; it changes nothing.
+#
+# The kernel must be built with Debian's rustc-web (1.96) and its matching
+# library source, never with rustup's toolchain (no rust-src, E0514).
+
+KD_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KD_ARCH=${ARCH:-x86_64}
+KD_CACHE=${KVM_DIRTY_CACHE:-$HOME/.cache/kvm-dirty}
+KD_BINDGEN_ROOT=$KD_CACHE/bindgen
+BINDGEN=$KD_BINDGEN_ROOT/bin/bindgen
+RUSTC=/usr/bin/rustc
+HOSTRUSTC=/usr/bin/rustc
+RUST_LIB_SRC=/usr/src/rustc-1.96.0/library
+KD_LINUX_TAR=/usr/src/linux-source-6.12.tar.xz
+
+case $KD_ARCH in
+x86_64) KD_KARCH=x86 ; KD_IMAGE=arch/x86/boot/bzImage ;;
+*) echo "unsupported ARCH=$KD_ARCH" >&2; return 1 ;;
+esac
+
+KD_KMAKE=(make ARCH="$KD_KARCH" LLVM=1 RUSTC="$RUSTC" HOSTRUSTC="$HOSTRUSTC"
+	BINDGEN="$BINDGEN" RUST_LIB_SRC="$RUST_LIB_SRC")
+
+# The kernel build directory for the current sources, patch and config: a
+# change to any of them (or to the toolchain) gives a new key.
+kd_kernel_key() {
+	{
+		dpkg-query -W -f='${Version}\n' linux-source-6.12 rustc-web clang 2>/dev/null
+		cat "$KD_TOP"/kernel/*.patch "$KD_TOP/kernel/$KD_ARCH.config"
+		echo bindgen-0.70.1
+	} | sha256sum | cut -c1-16
+}
+KD_KDIR_PARENT=$KD_CACHE/$KD_ARCH-$(kd_kernel_key)
+KDIR=$KD_KDIR_PARENT/linux

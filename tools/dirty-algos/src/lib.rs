@@ -1,0 +1,5 @@
+//! The pure algorithm files of the kernel module, built unchanged for
+//! user-space tests.
+
+#[path = "../../../rust/harvest.rs"]
+pub mod harvest;
