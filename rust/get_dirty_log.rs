@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KVM_GET_DIRTY_LOG: validate like upstream, harvest, protect, flush, copy.
+
+use crate::bindings;
+use crate::counters::{self, Counter};
+use crate::harvest::{harvest, snapshot_only};
+use crate::vm::{user_mem_slots, SlotsLocked};
+use kernel::prelude::*;
+use kernel::uaccess::UserSlice;
+
+/// The ops-table entry: `slot` and `user_bitmap` are `struct kvm_dirty_log`.
+#[no_mangle]
+extern "C" fn kd_rs_get_dirty_log(kvm: *mut bindings::kvm, slot: u32, user_bitmap: u64) -> i32 {
+    // SAFETY: KVM calls get_dirty_log on a live VM with slots_lock held,
+    // and holds it until we return.
+    let mut vm = unsafe { SlotsLocked::new(kvm) };
+    counters::add(Counter::KD_GET_DIRTY_LOG, 1);
+    match get_dirty_log(&mut vm, slot, user_bitmap) {
+        Ok(()) => 0,
+        Err(e) => {
+            counters::add(Counter::KD_GET_DIRTY_LOG_ERR, 1);
+            e.to_errno()
+        }
+    }
+}
+
+/// Error codes and their order are upstream's (kvm_get_dirty_log_protect):
+/// ENXIO for a ring-only VM, EINVAL for a bad address space or slot id,
+/// ENOENT for a missing slot or one without dirty logging, EFAULT for a bad
+/// user buffer.
+fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Result {
+    if !vm.uses_dirty_bitmap() {
+        return Err(ENXIO);
+    }
+    let (as_id, id) = (slot >> 16, slot & 0xffff);
+    if as_id >= vm.nr_address_spaces() || id >= user_mem_slots() {
+        return Err(EINVAL);
+    }
+    let manual_protect = vm.manual_protect();
+    let mut memslot = vm.memslot(as_id, id).ok_or(ENOENT)?;
+    let mmu = memslot.mmu();
+    let bitmaps = memslot.bitmaps().ok_or(ENOENT)?;
+
+    mmu.sync_dirty_log();
+    if manual_protect {
+        // Pages are re-protected by KVM_CLEAR_DIRTY_LOG: report, keep bits.
+        let pages = snapshot_only(bitmaps.live, bitmaps.buffer);
+        counters::add(Counter::KD_WORDS_SCANNED, bitmaps.live.len() as u64);
+        counters::add(Counter::KD_PAGES_HARVESTED, pages);
+    } else {
+        let stats = {
+            let locked = mmu.lock();
+            harvest(bitmaps.live, bitmaps.buffer, |first, mask| {
+                locked.write_protect_masked(first, mask)
+            })
+        };
+        // One flush for the whole slot, outside mmu_lock but before user
+        // space sees the snapshot: from here every write faults and sets
+        // its bit again for the next call.
+        if stats.any_dirty() {
+            mmu.flush_tlbs();
+            counters::add(Counter::KD_TLB_FLUSHES, 1);
+        }
+        counters::add(Counter::KD_WORDS_SCANNED, stats.words_scanned);
+        counters::add(Counter::KD_WORDS_DIRTY, stats.words_dirty);
+        counters::add(Counter::KD_PAGES_HARVESTED, stats.pages);
+        counters::add(Counter::KD_PAGES_PROTECTED, stats.pages);
+    }
+
+    let bytes = core::mem::size_of_val(bitmaps.buffer);
+    // SAFETY: `buffer` is `bytes` initialised bytes; u8 has no alignment.
+    let snapshot = unsafe { core::slice::from_raw_parts(bitmaps.buffer.as_ptr().cast::<u8>(), bytes) };
+    UserSlice::new(user_bitmap as usize, bytes).writer().write_slice(snapshot)
+}

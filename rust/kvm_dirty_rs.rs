@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! kvm_dirty: KVM's dirty-page tracking paths, served in Rust.
+//!
+//! On load the module registers an ops table with KVM (the hook patch in
+//! `kernel/`); every VM created from then on is bound to it for its whole
+//! life and holds a reference on this module, so `rmmod` is refused while a
+//! bound VM exists.  VMs created earlier, or while the `bind_vms` parameter is
+//! off, stay on KVM's own C paths.
+//!
+//! Served in Rust today: `KVM_GET_DIRTY_LOG` (both the harvest-and-protect
+//! mode and the manual-protect snapshot).  Everything else stays on the C path.
+//! Counters of what was served are in `/sys/kernel/debug/kvm_dirty/`.
+
+use counters::Counter;
+use kernel::prelude::*;
+
+mod bindings;
+mod counters;
+mod get_dirty_log;
+mod harvest;
+mod vm;
+
+module! {
+    type: KvmDirty,
+    name: "kvm_dirty",
+    author: "kvm-dirty developers",
+    description: "KVM dirty-page tracking in Rust",
+    license: "GPL",
+}
+
+struct KvmDirty;
+
+impl kernel::Module for KvmDirty {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        counters::register()?;
+        pr_info!("serving KVM_GET_DIRTY_LOG for new VMs\n");
+        Ok(KvmDirty)
+    }
+}
+
+impl Drop for KvmDirty {
+    fn drop(&mut self) {
+        // No VM is bound any more: each one held a reference on the module.
+        counters::unregister();
+        pr_info!("unloaded\n");
+    }
+}
+
+/// Called by KVM for every VM created while the module is registered.
+/// Returns 0 to bind the VM to the Rust paths, or KVM_DIRTY_OPS_DECLINE to
+/// leave it on the C paths (the `bind_vms` parameter), so one boot can
+/// compare both.
+#[no_mangle]
+extern "C" fn kd_rs_vm_init(_kvm: *mut bindings::kvm) -> i32 {
+    // SAFETY: reads a module parameter.
+    if !unsafe { bindings::kd_bind_vms() } {
+        return KVM_DIRTY_OPS_DECLINE;
+    }
+    counters::add(Counter::KD_VMS_BOUND, 1);
+    counters::add(Counter::KD_VMS_LIVE, 1);
+    0
+}
+
+/// Called by KVM when a bound VM is destroyed.
+#[no_mangle]
+extern "C" fn kd_rs_vm_destroy(_kvm: *mut bindings::kvm) {
+    counters::sub(Counter::KD_VMS_LIVE, 1);
+}
+
+/// include/linux/kvm_dirty_ops.h: leave the VM on the C paths.
+const KVM_DIRTY_OPS_DECLINE: i32 = 1;

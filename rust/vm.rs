@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe views of KVM's VM and memslot for the algorithms, over the C shim.
+//!
+//! All the unsafe code that touches KVM state is here.  The invariant that
+//! makes it sound is established once, by [`SlotsLocked::new`]: the caller
+//! holds `kvm->slots_lock` (asserted through lockdep) for as long as the view
+//! lives, so memslots cannot be deleted, moved or have their bitmaps freed.
+
+use crate::bindings;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use core::sync::atomic::AtomicUsize;
+
+/// A VM whose `slots_lock` is held for the lifetime `'a`.
+pub(crate) struct SlotsLocked<'a> {
+    kvm: NonNull<bindings::kvm>,
+    _lock: PhantomData<&'a mut bindings::kvm>,
+}
+
+impl SlotsLocked<'_> {
+    /// # Safety
+    ///
+    /// `kvm` points to a live VM whose `slots_lock` the caller holds, and
+    /// keeps holding, for the life of the returned value; no other
+    /// `SlotsLocked` exists for it meanwhile (the lock makes that so).
+    pub(crate) unsafe fn new(kvm: *mut bindings::kvm) -> Self {
+        let kvm = NonNull::new(kvm).expect("KVM never passes a NULL VM");
+        // SAFETY: `kvm` is live (caller's contract).
+        unsafe { bindings::kd_assert_slots_lock_held(kvm.as_ptr()) };
+        SlotsLocked { kvm, _lock: PhantomData }
+    }
+
+    fn raw(&self) -> *mut bindings::kvm {
+        self.kvm.as_ptr()
+    }
+
+    /// False when only the dirty ring tracks this VM (no bitmaps).
+    pub(crate) fn uses_dirty_bitmap(&self) -> bool {
+        // SAFETY: live VM, slots_lock held as kvm_use_dirty_bitmap() asserts.
+        unsafe { bindings::kd_use_dirty_bitmap(self.raw()) }
+    }
+
+    /// Whether user space enabled KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2.
+    pub(crate) fn manual_protect(&self) -> bool {
+        // SAFETY: live VM; the flag is only written under slots_lock.
+        unsafe { bindings::kd_manual_protect(self.raw()) }
+    }
+
+    pub(crate) fn nr_address_spaces(&self) -> u32 {
+        // SAFETY: live VM.
+        unsafe { bindings::kd_nr_memslot_as_ids(self.raw()) }
+    }
+
+    /// The memslot `id` of address space `as_id`, if it exists.  The caller
+    /// has checked both against [`Self::nr_address_spaces`] and
+    /// [`user_mem_slots`].
+    pub(crate) fn memslot(&mut self, as_id: u32, id: u32) -> Option<Memslot<'_>> {
+        debug_assert!(as_id < self.nr_address_spaces() && id < user_mem_slots());
+        // SAFETY: live VM, slots_lock held, as_id in range (checked by caller).
+        let slot = unsafe { bindings::kd_id_to_memslot(self.raw(), as_id, id) };
+        NonNull::new(slot).map(|slot| Memslot {
+            mmu: SlotMmu { kvm: self.kvm, slot, _locked: PhantomData },
+        })
+    }
+}
+
+/// Memslot ids user space may name (KVM_USER_MEM_SLOTS).
+pub(crate) fn user_mem_slots() -> u32 {
+    // SAFETY: returns a constant.
+    unsafe { bindings::kd_user_mem_slots() }
+}
+
+/// A memslot of a [`SlotsLocked`] VM.
+pub(crate) struct Memslot<'a> {
+    mmu: SlotMmu<'a>,
+}
+
+/// A memslot's two dirty bitmaps: the live one, which vCPUs set bits in
+/// concurrently, and the second buffer, which only the holder of slots_lock
+/// touches.
+pub(crate) struct Bitmaps<'a> {
+    pub(crate) live: &'a [AtomicUsize],
+    pub(crate) buffer: &'a mut [usize],
+}
+
+impl<'a> Memslot<'a> {
+    fn raw(&self) -> *mut bindings::kvm_memory_slot {
+        self.mmu.slot.as_ptr()
+    }
+
+    /// The slot's bitmaps, or `None` if dirty logging is off for it.
+    pub(crate) fn bitmaps(&mut self) -> Option<Bitmaps<'_>> {
+        // SAFETY: the slot is live while slots_lock is held.
+        let live = NonNull::new(unsafe { bindings::kd_slot_dirty_bitmap(self.raw()) })?;
+        // SAFETY: as above.
+        let bytes = unsafe { bindings::kd_slot_bitmap_bytes(self.raw()) } as usize;
+        let words = bytes / core::mem::size_of::<usize>();
+        // SAFETY: KVM allocates 2 * `bytes` for the bitmap (kvm_alloc_dirty_bitmap),
+        // the second half being the buffer kvm_second_dirty_bitmap() returns.
+        let buffer = unsafe { bindings::kd_slot_second_bitmap(self.raw()) };
+        // SAFETY: `live` is `words` longs, long-aligned, alive while the slot
+        // is.  Every other access to it is atomic (set_bit_le(), xchg,
+        // atomic_long_fetch_andnot), so viewing it as atomics is sound.
+        let live = unsafe { core::slice::from_raw_parts(live.as_ptr().cast::<AtomicUsize>(), words) };
+        // SAFETY: `buffer` is `words` longs and is only used by
+        // GET/CLEAR_DIRTY_LOG under slots_lock, which we hold, and `&mut self`
+        // makes this the only view of it.
+        let buffer = unsafe { core::slice::from_raw_parts_mut(buffer.cast::<usize>(), words) };
+        Some(Bitmaps { live, buffer })
+    }
+
+    /// The slot's MMU operations; usable while its bitmaps are borrowed.
+    pub(crate) fn mmu(&self) -> SlotMmu<'a> {
+        self.mmu
+    }
+}
+
+/// MMU operations on one memslot of a [`SlotsLocked`] VM.
+#[derive(Clone, Copy)]
+pub(crate) struct SlotMmu<'a> {
+    kvm: NonNull<bindings::kvm>,
+    slot: NonNull<bindings::kvm_memory_slot>,
+    _locked: PhantomData<&'a ()>,
+}
+
+impl<'a> SlotMmu<'a> {
+    /// Flushes PML buffers (VMX) into the bitmap before it is read.
+    pub(crate) fn sync_dirty_log(self) {
+        // SAFETY: live VM and slot, slots_lock held.
+        unsafe { bindings::kd_sync_dirty_log(self.kvm.as_ptr(), self.slot.as_ptr()) }
+    }
+
+    /// Takes `mmu_lock` for writing, for the masked write-protects.
+    pub(crate) fn lock(self) -> MmuLocked<'a> {
+        // SAFETY: live VM; released by `MmuLocked::drop`.
+        unsafe { bindings::kd_mmu_lock(self.kvm.as_ptr()) };
+        MmuLocked { mmu: self }
+    }
+
+    /// Flushes remote TLBs for the whole slot.
+    pub(crate) fn flush_tlbs(self) {
+        // SAFETY: live VM and slot, slots_lock held (asserted in KVM).
+        unsafe { bindings::kd_flush_tlbs_memslot(self.kvm.as_ptr(), self.slot.as_ptr()) }
+    }
+}
+
+/// `mmu_lock` held for writing; released on drop.
+pub(crate) struct MmuLocked<'a> {
+    mmu: SlotMmu<'a>,
+}
+
+impl MmuLocked<'_> {
+    /// Write-protects (or, with PML, clears the Dirty bit of) the 4K pages
+    /// `first_page + i` for each bit `i` set in `mask`; `first_page` is
+    /// relative to the slot and a multiple of 64.
+    pub(crate) fn write_protect_masked(&self, first_page: usize, mask: usize) {
+        // SAFETY: live VM and slot, mmu_lock held for write as KVM's masked
+        // write-protect asserts.
+        unsafe {
+            bindings::kd_write_protect_masked(
+                self.mmu.kvm.as_ptr(),
+                self.mmu.slot.as_ptr(),
+                first_page as u64,
+                mask as _,
+            )
+        }
+    }
+}
+
+impl Drop for MmuLocked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken in `SlotMmu::lock`, released once here.
+        unsafe { bindings::kd_mmu_unlock(self.mmu.kvm.as_ptr()) }
+    }
+}

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvm_dirty.ko cannot be unloaded while a VM is bound to it, and can once the
+ * VM is gone.  Expects the module loaded with bind_vms=1; leaves it unloaded.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+
+static int unload(void)
+{
+	return syscall(SYS_delete_module, "kvm_dirty", O_NONBLOCK) ? -errno : 0;
+}
+
+static long read_counter(const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm_dirty/%s", name);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+int main(void)
+{
+	int kvm, vm, r;
+	long live;
+
+	ksft_print_header();
+	ksft_set_plan(3);
+
+	kvm = open("/dev/kvm", O_RDWR);
+	if (kvm < 0)
+		ksft_exit_skip("/dev/kvm: %s\n", strerror(errno));
+	live = read_counter("vms_live");
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		ksft_exit_fail_msg("KVM_CREATE_VM: %s\n", strerror(errno));
+
+	ksft_test_result(read_counter("vms_live") == live + 1,
+			 "a new VM is bound (vms_live %ld -> %ld)\n", live,
+			 read_counter("vms_live"));
+
+	r = unload();
+	ksft_test_result(r == -EWOULDBLOCK || r == -EBUSY,
+			 "unload refused while a VM is bound: %d (%s)\n", r,
+			 strerror(-r));
+
+	close(vm);	/* the last reference: the VM is destroyed now */
+	r = unload();
+	ksft_test_result(r == 0, "unload once the VM is gone: %d (%s)\n", r,
+			 strerror(-r));
+	close(kvm);
+	ksft_finished();
+}

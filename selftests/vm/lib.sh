@@ -1,0 +1,32 @@
+# Helpers for the in-VM test scripts (sourced; busybox sh).
+KD=/sys/kernel/debug/kvm_dirty
+
+c() { cat "$KD/$1"; }
+
+# snap NAME: remember every counter as NAME_<counter>
+snap() {
+	for f in "$KD"/*; do
+		eval "$1_$(basename "$f")=$(cat "$f")"
+	done
+}
+
+# delta NAME COUNTER: how much COUNTER moved since snap NAME
+delta() {
+	eval "echo \$(( \$(c $2) - \$$1_$2 ))"
+}
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+# want_eq WHAT GOT WANT
+want_eq() {
+	[ "$2" = "$3" ] || fail "$1: got $2, want $3"
+	echo "ok: $1 = $2"
+}
+
+# want_gt WHAT GOT MIN
+want_gt() {
+	[ "$2" -gt "$3" ] || fail "$1: got $2, want > $3"
+	echo "ok: $1 = $2 (> $3)"
+}
+
+bind_vms() { echo "$1" > /sys/module/kvm_dirty/parameters/bind_vms; }

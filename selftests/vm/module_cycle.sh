@@ -1,0 +1,19 @@
+#!/bin/sh
+# module_cycle.sh: rmmod refused while a VM is bound (rmmod_busy), a VM on
+# the C path while unloaded, then insmod -> rmmod -> insmod, clean each time.
+. /tests/lib.sh
+ko=/lib/modules/kvm_dirty.ko
+/tests/rmmod_busy || fail "rmmod_busy"
+[ ! -d /sys/module/kvm_dirty ] || fail "module still loaded after rmmod_busy"
+/tests/dirty_log_test -M dirty-log -i 4 -I 10 || fail "dirty_log_test, module unloaded"
+/tests/get_dirty_log_errors >/dev/null || fail "error codes, module unloaded"
+echo "ok: the C path serves while the module is unloaded"
+for i in 1 2 3; do
+	insmod $ko || fail "insmod #$i"
+	want_eq "vms_live after insmod #$i" "$(c vms_live)" 0
+	/tests/get_dirty_log_errors >/dev/null || fail "selftest after insmod #$i"
+	want_eq "vms_live after the VMs closed" "$(c vms_live)" 0
+	rmmod kvm_dirty || fail "rmmod #$i"
+done
+insmod $ko || fail "final insmod"
+echo "ok: 3 insmod/rmmod cycles"

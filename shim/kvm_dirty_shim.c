@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The C half of kvm_dirty.ko: the ops table KVM calls, and the thin wrappers
+ * over KVM internals that the Rust half calls (include/kvm_dirty_shim.h).
+ * Algorithms live in rust/; nothing here decides anything.
+ */
+#include <linux/debugfs.h>
+#include <linux/kvm_host.h>
+#include <linux/kvm_dirty_ops.h>
+#include <linux/kvm_dirty_ring.h>
+#include <linux/module.h>
+
+#include "../include/kvm_dirty_shim.h"
+
+static bool bind_vms = true;
+module_param(bind_vms, bool, 0644);
+MODULE_PARM_DESC(bind_vms, "Bind VMs created from now on to the Rust paths (default: Y)");
+
+bool kd_bind_vms(void)
+{
+	return READ_ONCE(bind_vms);
+}
+
+static int kd_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log)
+{
+	return kd_rs_get_dirty_log(kvm, log->slot,
+				   (u64)(unsigned long)log->dirty_bitmap);
+}
+
+static const struct kvm_dirty_ops kd_ops = {
+	.owner = THIS_MODULE,
+	.vm_init = kd_rs_vm_init,
+	.vm_destroy = kd_rs_vm_destroy,
+	.get_dirty_log = kd_get_dirty_log,
+};
+
+static const char *const kd_counter_names[KD_NR_COUNTERS] = {
+	[KD_VMS_BOUND] = "vms_bound",
+	[KD_VMS_LIVE] = "vms_live",
+	[KD_GET_DIRTY_LOG] = "get_dirty_log",
+	[KD_GET_DIRTY_LOG_ERR] = "get_dirty_log_errors",
+	[KD_WORDS_SCANNED] = "words_scanned",
+	[KD_WORDS_DIRTY] = "words_dirty",
+	[KD_PAGES_HARVESTED] = "pages_harvested",
+	[KD_PAGES_PROTECTED] = "pages_protected",
+	[KD_TLB_FLUSHES] = "tlb_flushes",
+};
+
+static struct dentry *kd_debugfs;
+
+int kd_shim_register(u64 *counters)
+{
+	int i, r;
+
+	kd_debugfs = debugfs_create_dir("kvm_dirty", NULL);
+	for (i = 0; i < KD_NR_COUNTERS; i++)
+		debugfs_create_u64(kd_counter_names[i], 0444, kd_debugfs,
+				   &counters[i]);
+
+	r = kvm_dirty_ops_register(&kd_ops);
+	if (r)
+		debugfs_remove(kd_debugfs);
+	return r;
+}
+
+void kd_shim_unregister(void)
+{
+	kvm_dirty_ops_unregister(&kd_ops);
+	debugfs_remove(kd_debugfs);
+}
+
+void kd_assert_slots_lock_held(struct kvm *kvm)
+{
+	lockdep_assert_held(&kvm->slots_lock);
+}
+
+bool kd_use_dirty_bitmap(struct kvm *kvm)
+{
+	return kvm_use_dirty_bitmap(kvm);
+}
+
+bool kd_manual_protect(struct kvm *kvm)
+{
+	return kvm->manual_dirty_log_protect;
+}
+
+u32 kd_nr_memslot_as_ids(struct kvm *kvm)
+{
+	return kvm_arch_nr_memslot_as_ids(kvm);
+}
+
+u32 kd_user_mem_slots(void)
+{
+	return KVM_USER_MEM_SLOTS;
+}
+
+struct kvm_memory_slot *kd_id_to_memslot(struct kvm *kvm, u32 as_id, u32 id)
+{
+	return id_to_memslot(__kvm_memslots(kvm, as_id), id);
+}
+
+unsigned long *kd_slot_dirty_bitmap(struct kvm_memory_slot *slot)
+{
+	return slot->dirty_bitmap;
+}
+
+unsigned long *kd_slot_second_bitmap(struct kvm_memory_slot *slot)
+{
+	return kvm_second_dirty_bitmap(slot);
+}
+
+u64 kd_slot_bitmap_bytes(struct kvm_memory_slot *slot)
+{
+	return kvm_dirty_bitmap_bytes(slot);
+}
+
+void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot)
+{
+	kvm_arch_sync_dirty_log(kvm, slot);
+}
+
+/* KVM_MMU_LOCK() lives in a private header of virt/kvm: the same choice. */
+void kd_mmu_lock(struct kvm *kvm)
+{
+#ifdef KVM_HAVE_MMU_RWLOCK
+	write_lock(&kvm->mmu_lock);
+#else
+	spin_lock(&kvm->mmu_lock);
+#endif
+}
+
+void kd_mmu_unlock(struct kvm *kvm)
+{
+#ifdef KVM_HAVE_MMU_RWLOCK
+	write_unlock(&kvm->mmu_lock);
+#else
+	spin_unlock(&kvm->mmu_lock);
+#endif
+}
+
+void kd_write_protect_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
+			     u64 first_page, unsigned long mask)
+{
+	kvm_arch_mmu_enable_log_dirty_pt_masked(kvm, slot, first_page, mask);
+}
+
+void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot)
+{
+	kvm_flush_remote_tlbs_memslot(kvm, slot);
+}
