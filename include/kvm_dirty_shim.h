@@ -27,7 +27,10 @@ enum kd_counter {
 	KD_WORDS_DIRTY,		/* words harvested with bits set */
 	KD_PAGES_HARVESTED,	/* dirty pages reported to user space */
 	KD_PAGES_PROTECTED,	/* pages handed to the masked write-protect */
-	KD_TLB_FLUSHES,		/* memslot TLB flushes */
+	KD_TLB_FLUSHES,		/* memslot TLB flushes (GET and CLEAR) */
+	KD_CLEAR_DIRTY_LOG,	/* KVM_CLEAR_DIRTY_LOG calls served */
+	KD_CLEAR_DIRTY_LOG_ERR,	/* ... of which returned an error */
+	KD_PAGES_CLEARED,	/* pages cleared and re-protected by CLEAR */
 	KD_NR_COUNTERS
 };
 
@@ -48,6 +51,7 @@ struct kvm_memory_slot *kd_id_to_memslot(struct kvm *kvm, u32 as_id, u32 id);
 unsigned long *kd_slot_dirty_bitmap(struct kvm_memory_slot *slot);
 unsigned long *kd_slot_second_bitmap(struct kvm_memory_slot *slot);
 u64 kd_slot_bitmap_bytes(struct kvm_memory_slot *slot);
+u64 kd_slot_npages(struct kvm_memory_slot *slot);
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot);
 
 /* MMU. */
@@ -61,5 +65,7 @@ void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot);
 int kd_rs_vm_init(struct kvm *kvm);
 void kd_rs_vm_destroy(struct kvm *kvm);
 int kd_rs_get_dirty_log(struct kvm *kvm, u32 slot, u64 user_bitmap);
+int kd_rs_clear_dirty_log(struct kvm *kvm, u32 slot, u64 first_page,
+			  u32 num_pages, u64 user_bitmap);
 
 #endif /* KVM_DIRTY_SHIM_H */

@@ -9,13 +9,16 @@
 //! off, stay on KVM's own C paths.
 //!
 //! Served in Rust today: `KVM_GET_DIRTY_LOG` (both the harvest-and-protect
-//! mode and the manual-protect snapshot).  Everything else stays on the C path.
+//! mode and the manual-protect snapshot) and `KVM_CLEAR_DIRTY_LOG`.  The
+//! dirty ring (push and reset) stays on the C path.
 //! Counters of what was served are in `/sys/kernel/debug/kvm_dirty/`.
 
 use counters::Counter;
 use kernel::prelude::*;
 
 mod bindings;
+mod clear;
+mod clear_dirty_log;
 mod counters;
 mod get_dirty_log;
 mod harvest;
@@ -34,7 +37,7 @@ struct KvmDirty;
 impl kernel::Module for KvmDirty {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         counters::register()?;
-        pr_info!("serving KVM_GET_DIRTY_LOG for new VMs\n");
+        pr_info!("serving KVM_GET_DIRTY_LOG and KVM_CLEAR_DIRTY_LOG for new VMs\n");
         Ok(KvmDirty)
     }
 }

@@ -110,6 +110,12 @@ impl<'a> Memslot<'a> {
         Some(Bitmaps { live, buffer })
     }
 
+    /// The slot's size in pages.
+    pub(crate) fn npages(&self) -> u64 {
+        // SAFETY: the slot is live while slots_lock is held.
+        unsafe { bindings::kd_slot_npages(self.raw()) }
+    }
+
     /// The slot's MMU operations; usable while its bitmaps are borrowed.
     pub(crate) fn mmu(&self) -> SlotMmu<'a> {
         self.mmu

@@ -27,11 +27,19 @@ static int kd_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log)
 				   (u64)(unsigned long)log->dirty_bitmap);
 }
 
+static int kd_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log)
+{
+	return kd_rs_clear_dirty_log(kvm, log->slot, log->first_page,
+				     log->num_pages,
+				     (u64)(unsigned long)log->dirty_bitmap);
+}
+
 static const struct kvm_dirty_ops kd_ops = {
 	.owner = THIS_MODULE,
 	.vm_init = kd_rs_vm_init,
 	.vm_destroy = kd_rs_vm_destroy,
 	.get_dirty_log = kd_get_dirty_log,
+	.clear_dirty_log = kd_clear_dirty_log,
 };
 
 static const char *const kd_counter_names[KD_NR_COUNTERS] = {
@@ -44,6 +52,9 @@ static const char *const kd_counter_names[KD_NR_COUNTERS] = {
 	[KD_PAGES_HARVESTED] = "pages_harvested",
 	[KD_PAGES_PROTECTED] = "pages_protected",
 	[KD_TLB_FLUSHES] = "tlb_flushes",
+	[KD_CLEAR_DIRTY_LOG] = "clear_dirty_log",
+	[KD_CLEAR_DIRTY_LOG_ERR] = "clear_dirty_log_errors",
+	[KD_PAGES_CLEARED] = "pages_cleared",
 };
 
 static struct dentry *kd_debugfs;
@@ -112,6 +123,11 @@ unsigned long *kd_slot_second_bitmap(struct kvm_memory_slot *slot)
 u64 kd_slot_bitmap_bytes(struct kvm_memory_slot *slot)
 {
 	return kvm_dirty_bitmap_bytes(slot);
+}
+
+u64 kd_slot_npages(struct kvm_memory_slot *slot)
+{
+	return slot->npages;
 }
 
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot)

@@ -3,3 +3,6 @@
 
 #[path = "../../../rust/harvest.rs"]
 pub mod harvest;
+
+#[path = "../../../rust/clear.rs"]
+pub mod clear;

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KVM_CLEAR_DIRTY_LOG: validate like upstream, copy the user bitmap in,
+//! clear and re-protect what was really cleared, flush once.
+
+use crate::bindings;
+use crate::clear::clear;
+use crate::counters::{self, Counter};
+use crate::harvest::BITS_PER_WORD;
+use crate::vm::{user_mem_slots, SlotsLocked};
+use kernel::prelude::*;
+use kernel::uaccess::UserSlice;
+
+/// The ops-table entry, with the fields of `struct kvm_clear_dirty_log`.
+#[no_mangle]
+extern "C" fn kd_rs_clear_dirty_log(
+    kvm: *mut bindings::kvm,
+    slot: u32,
+    first_page: u64,
+    num_pages: u32,
+    user_bitmap: u64,
+) -> i32 {
+    // SAFETY: KVM calls clear_dirty_log on a live VM with slots_lock held,
+    // and holds it until we return.
+    let mut vm = unsafe { SlotsLocked::new(kvm) };
+    counters::add(Counter::KD_CLEAR_DIRTY_LOG, 1);
+    match clear_dirty_log(&mut vm, slot, first_page, num_pages, user_bitmap) {
+        Ok(()) => 0,
+        Err(e) => {
+            counters::add(Counter::KD_CLEAR_DIRTY_LOG_ERR, 1);
+            e.to_errno()
+        }
+    }
+}
+
+/// Checks upstream makes, in upstream's order and with its error codes
+/// (kvm_clear_dirty_log_protect): ENXIO for a ring-only VM; EINVAL for a bad
+/// address space or slot id, or a first page not a multiple of 64; ENOENT
+/// for a missing slot or one without dirty logging; EINVAL for a range
+/// outside the slot, or one that ends before the slot's end at a page that
+/// is not a multiple of 64; EFAULT for a bad user buffer.
+fn clear_dirty_log(
+    vm: &mut SlotsLocked<'_>,
+    slot: u32,
+    first_page: u64,
+    num_pages: u32,
+    user_bitmap: u64,
+) -> Result {
+    if !vm.uses_dirty_bitmap() {
+        return Err(ENXIO);
+    }
+    let (as_id, id) = (slot >> 16, slot & 0xffff);
+    if as_id >= vm.nr_address_spaces() || id >= user_mem_slots() {
+        return Err(EINVAL);
+    }
+    if first_page % 64 != 0 {
+        return Err(EINVAL);
+    }
+    let mut memslot = vm.memslot(as_id, id).ok_or(ENOENT)?;
+    let npages = memslot.npages();
+    let mmu = memslot.mmu();
+    let bitmaps = memslot.bitmaps().ok_or(ENOENT)?;
+    let num = u64::from(num_pages);
+    if first_page > npages
+        || num > npages - first_page
+        || (num < npages - first_page && num % 64 != 0)
+    {
+        return Err(EINVAL);
+    }
+
+    mmu.sync_dirty_log();
+    // In range: words <= the slot's words from first_page on, so the second
+    // bitmap (as long as the live one) holds them.
+    let words = (num_pages as usize).div_ceil(BITS_PER_WORD);
+    let requested = &mut bitmaps.buffer[..words];
+    let bytes = core::mem::size_of_val(requested);
+    // SAFETY: `requested` is `bytes` bytes of plain integers: any byte
+    // pattern user space writes is a valid value.
+    let raw = unsafe { core::slice::from_raw_parts_mut(requested.as_mut_ptr().cast::<u8>(), bytes) };
+    UserSlice::new(user_bitmap as usize, bytes).reader().read_slice(raw)?;
+
+    let stats = {
+        let locked = mmu.lock();
+        clear(bitmaps.live, first_page as usize / BITS_PER_WORD, requested, |page, mask| {
+            locked.write_protect_masked(page, mask)
+        })
+    };
+    if stats.any_protected() {
+        mmu.flush_tlbs();
+        counters::add(Counter::KD_TLB_FLUSHES, 1);
+    }
+    counters::add(Counter::KD_PAGES_CLEARED, stats.pages);
+    Ok(())
+}
