@@ -6,3 +6,6 @@ pub mod harvest;
 
 #[path = "../../../rust/clear.rs"]
 pub mod clear;
+
+#[path = "../../../rust/ring.rs"]
+pub mod ring;
