@@ -15,7 +15,10 @@
 #include <linux/types.h>
 
 struct kvm;
+struct kvm_vcpu;
 struct kvm_memory_slot;
+struct kvm_dirty_ring;
+struct kvm_dirty_gfn;
 
 /* Counters shown in /sys/kernel/debug/kvm_dirty/; owned by the Rust side. */
 enum kd_counter {
@@ -31,15 +34,32 @@ enum kd_counter {
 	KD_CLEAR_DIRTY_LOG,	/* KVM_CLEAR_DIRTY_LOG calls served */
 	KD_CLEAR_DIRTY_LOG_ERR,	/* ... of which returned an error */
 	KD_PAGES_CLEARED,	/* pages cleared and re-protected by CLEAR */
+	KD_RING_SOFT_FULL,	/* pushes that found the ring soft-full */
+	KD_RING_FULL,		/* pushes refused: ring completely full */
+	KD_RING_RESETS,		/* KVM_RESET_DIRTY_RINGS calls served */
+	KD_RING_RESET_EINTR,	/* ... cut short by a signal */
+	KD_RING_ENTRIES_RESET,	/* entries handed back to user space */
+	KD_RING_WP_CALLS,	/* coalesced masked write-protects */
+	KD_RING_INVALID,	/* batches rejected: bad slot, range, flags */
 	KD_NR_COUNTERS
 };
+
+/* Per-CPU counters, for the mark_page_dirty hot path. */
+enum kd_pcpu_counter {
+	KD_RING_PUSHES,		/* gfns pushed to a dirty ring */
+	KD_BITMAP_MARKS,	/* bits set in a dirty bitmap */
+	KD_NR_PCPU_COUNTERS
+};
+void kd_count_pcpu(enum kd_pcpu_counter which);
 
 /* Registration, called from the Rust module's init and drop. */
 int kd_shim_register(u64 *counters);
 void kd_shim_unregister(void);
 bool kd_bind_vms(void);
 
-/* VM state.  slots_lock is held by the caller of every kd_rs_* below. */
+/* VM state.  slots_lock is held by KVM around kd_rs_{get,clear}_dirty_log. */
+void kd_slots_lock(struct kvm *kvm);
+void kd_slots_unlock(struct kvm *kvm);
 void kd_assert_slots_lock_held(struct kvm *kvm);
 bool kd_use_dirty_bitmap(struct kvm *kvm);
 bool kd_manual_protect(struct kvm *kvm);
@@ -52,6 +72,7 @@ unsigned long *kd_slot_dirty_bitmap(struct kvm_memory_slot *slot);
 unsigned long *kd_slot_second_bitmap(struct kvm_memory_slot *slot);
 u64 kd_slot_bitmap_bytes(struct kvm_memory_slot *slot);
 u64 kd_slot_npages(struct kvm_memory_slot *slot);
+bool kd_slot_dirty_logging(struct kvm_memory_slot *slot);
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot);
 
 /* MMU. */
@@ -60,6 +81,18 @@ void kd_mmu_unlock(struct kvm *kvm);
 void kd_write_protect_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
 			     u64 first_page, unsigned long mask);
 void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot);
+void kd_flush_tlbs(struct kvm *kvm);
+
+/*
+ * Dirty rings.  rust/ring.rs mirrors the first 16 bytes of struct
+ * kvm_dirty_ring (RingState) and struct kvm_dirty_gfn (DirtyGfn); the shim
+ * checks the layouts at build time.
+ */
+u32 kd_nr_vcpus(struct kvm *kvm);
+struct kvm_dirty_ring *kd_vcpu_dirty_ring(struct kvm *kvm, u32 index);
+struct kvm_dirty_gfn *kd_ring_entries(struct kvm_dirty_ring *ring);
+void kd_request_soft_full(struct kvm_vcpu *vcpu);
+void kd_cond_resched(void);
 
 /* Rust entry points. */
 int kd_rs_vm_init(struct kvm *kvm);
@@ -67,5 +100,8 @@ void kd_rs_vm_destroy(struct kvm *kvm);
 int kd_rs_get_dirty_log(struct kvm *kvm, u32 slot, u64 user_bitmap);
 int kd_rs_clear_dirty_log(struct kvm *kvm, u32 slot, u64 first_page,
 			  u32 num_pages, u64 user_bitmap);
+void kd_rs_mark_page_dirty(struct kvm_vcpu *vcpu, struct kvm_dirty_ring *ring,
+			   unsigned long *bitmap, u32 slot, u64 rel_gfn);
+int kd_rs_reset_dirty_rings(struct kvm *kvm);
 
 #endif /* KVM_DIRTY_SHIM_H */

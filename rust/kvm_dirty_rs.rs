@@ -8,21 +8,31 @@
 //! bound VM exists.  VMs created earlier, or while the `bind_vms` parameter is
 //! off, stay on KVM's own C paths.
 //!
-//! Served in Rust today: `KVM_GET_DIRTY_LOG` (both the harvest-and-protect
-//! mode and the manual-protect snapshot) and `KVM_CLEAR_DIRTY_LOG`.  The
-//! dirty ring (push and reset) stays on the C path.
+//! Served in Rust: `KVM_GET_DIRTY_LOG` (harvest-and-protect, and the
+//! manual-protect snapshot), `KVM_CLEAR_DIRTY_LOG`, mark_page_dirty (the
+//! bitmap bit or the dirty-ring push, with the soft-full request), and
+//! `KVM_RESET_DIRTY_RINGS`.  Enabling the ring, its mmap and the soft-full
+//! exit check on guest entry stay KVM's C code.
 //! Counters of what was served are in `/sys/kernel/debug/kvm_dirty/`.
 
 use counters::Counter;
 use kernel::prelude::*;
 
 mod bindings;
-mod clear;
 mod clear_dirty_log;
 mod counters;
+mod dirty_ring;
 mod get_dirty_log;
-mod harvest;
 mod vm;
+
+// The pure algorithm files: `core` only, and `pub` for the user-space test
+// crate (tools/dirty-algos), which builds them unchanged.
+#[allow(unreachable_pub)]
+mod clear;
+#[allow(unreachable_pub)]
+mod harvest;
+#[allow(unreachable_pub)]
+mod ring;
 
 module! {
     type: KvmDirty,
@@ -37,7 +47,7 @@ struct KvmDirty;
 impl kernel::Module for KvmDirty {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         counters::register()?;
-        pr_info!("serving KVM_GET_DIRTY_LOG and KVM_CLEAR_DIRTY_LOG for new VMs\n");
+        pr_info!("serving dirty logging and dirty rings for new VMs\n");
         Ok(KvmDirty)
     }
 }

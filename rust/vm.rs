@@ -10,6 +10,7 @@
 use crate::bindings;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+use crate::ring::{DirtyGfn, RingState};
 use core::sync::atomic::AtomicUsize;
 
 /// A VM whose `slots_lock` is held for the lifetime `'a`.
@@ -52,16 +53,74 @@ impl SlotsLocked<'_> {
         unsafe { bindings::kd_nr_memslot_as_ids(self.raw()) }
     }
 
-    /// The memslot `id` of address space `as_id`, if it exists.  The caller
-    /// has checked both against [`Self::nr_address_spaces`] and
-    /// [`user_mem_slots`].
+    /// Flushes all remote TLBs of the VM.
+    pub(crate) fn flush_tlbs(&self) {
+        // SAFETY: live VM.
+        unsafe { bindings::kd_flush_tlbs(self.raw()) }
+    }
+
+    /// The vCPUs' dirty rings, in vCPU order; `None` for a vCPU without one.
+    pub(crate) fn dirty_rings(&self) -> impl Iterator<Item = Option<RingRef<'_>>> + '_ {
+        // SAFETY: live VM.
+        let n = unsafe { bindings::kd_nr_vcpus(self.raw()) };
+        (0..n).map(move |i| {
+            // SAFETY: live VM, i < online_vcpus; vCPUs live as long as the VM.
+            let ring = unsafe { bindings::kd_vcpu_dirty_ring(self.raw(), i) };
+            // SAFETY: a vCPU's ring, valid as long as the VM.
+            unsafe { RingRef::new(ring) }
+        })
+    }
+
+    /// The memslot `id` of address space `as_id`, if it exists, with access
+    /// to its bitmaps (hence `&mut`: one such view at a time).  The caller
+    /// has checked `as_id` against [`Self::nr_address_spaces`] and `id`
+    /// against [`user_mem_slots`].
     pub(crate) fn memslot(&mut self, as_id: u32, id: u32) -> Option<Memslot<'_>> {
+        self.slot(as_id, id).map(|slot| Memslot { slot })
+    }
+
+    /// The memslot `id` of address space `as_id`, without its bitmaps.
+    /// Same preconditions as [`Self::memslot`].
+    pub(crate) fn slot(&self, as_id: u32, id: u32) -> Option<SlotRef<'_>> {
         debug_assert!(as_id < self.nr_address_spaces() && id < user_mem_slots());
         // SAFETY: live VM, slots_lock held, as_id in range (checked by caller).
         let slot = unsafe { bindings::kd_id_to_memslot(self.raw(), as_id, id) };
-        NonNull::new(slot).map(|slot| Memslot {
+        NonNull::new(slot).map(|slot| SlotRef {
             mmu: SlotMmu { kvm: self.kvm, slot, _locked: PhantomData },
         })
+    }
+}
+
+/// `kvm->slots_lock`, taken by the module itself (for the ring reset, which
+/// KVM calls without it); released on drop.
+pub(crate) struct SlotsLockGuard {
+    kvm: NonNull<bindings::kvm>,
+}
+
+impl SlotsLockGuard {
+    /// # Safety
+    ///
+    /// `kvm` points to a live VM that outlives the guard, and the caller
+    /// does not hold its slots_lock.
+    pub(crate) unsafe fn lock(kvm: *mut bindings::kvm) -> Self {
+        let kvm = NonNull::new(kvm).expect("KVM never passes a NULL VM");
+        // SAFETY: live VM (caller's contract); released in `drop`.
+        unsafe { bindings::kd_slots_lock(kvm.as_ptr()) };
+        SlotsLockGuard { kvm }
+    }
+
+    /// The VM, with the lock held for as long as the view is borrowed.
+    pub(crate) fn vm(&mut self) -> SlotsLocked<'_> {
+        // SAFETY: live VM, and we hold its slots_lock until drop, which the
+        // borrow of `self` outlasts.
+        unsafe { SlotsLocked::new(self.kvm.as_ptr()) }
+    }
+}
+
+impl Drop for SlotsLockGuard {
+    fn drop(&mut self) {
+        // SAFETY: taken in `lock`, released once here.
+        unsafe { bindings::kd_slots_unlock(self.kvm.as_ptr()) }
     }
 }
 
@@ -71,9 +130,38 @@ pub(crate) fn user_mem_slots() -> u32 {
     unsafe { bindings::kd_user_mem_slots() }
 }
 
-/// A memslot of a [`SlotsLocked`] VM.
-pub(crate) struct Memslot<'a> {
+/// A memslot of a [`SlotsLocked`] VM: its size, flags and MMU operations.
+#[derive(Clone, Copy)]
+pub(crate) struct SlotRef<'a> {
     mmu: SlotMmu<'a>,
+}
+
+impl<'a> SlotRef<'a> {
+    fn raw(&self) -> *mut bindings::kvm_memory_slot {
+        self.mmu.slot.as_ptr()
+    }
+
+    /// The slot's size in pages.
+    pub(crate) fn npages(&self) -> u64 {
+        // SAFETY: the slot is live while slots_lock is held.
+        unsafe { bindings::kd_slot_npages(self.raw()) }
+    }
+
+    /// Whether user space enabled dirty logging on the slot.
+    pub(crate) fn dirty_logging(&self) -> bool {
+        // SAFETY: the slot is live while slots_lock is held.
+        unsafe { bindings::kd_slot_dirty_logging(self.raw()) }
+    }
+
+    /// The slot's MMU operations.
+    pub(crate) fn mmu(&self) -> SlotMmu<'a> {
+        self.mmu
+    }
+}
+
+/// A memslot with access to its dirty bitmaps (see [`SlotsLocked::memslot`]).
+pub(crate) struct Memslot<'a> {
+    slot: SlotRef<'a>,
 }
 
 /// A memslot's two dirty bitmaps: the live one, which vCPUs set bits in
@@ -85,40 +173,36 @@ pub(crate) struct Bitmaps<'a> {
 }
 
 impl<'a> Memslot<'a> {
-    fn raw(&self) -> *mut bindings::kvm_memory_slot {
-        self.mmu.slot.as_ptr()
-    }
-
     /// The slot's bitmaps, or `None` if dirty logging is off for it.
     pub(crate) fn bitmaps(&mut self) -> Option<Bitmaps<'_>> {
+        let raw = self.slot.raw();
         // SAFETY: the slot is live while slots_lock is held.
-        let live = NonNull::new(unsafe { bindings::kd_slot_dirty_bitmap(self.raw()) })?;
+        let live = NonNull::new(unsafe { bindings::kd_slot_dirty_bitmap(raw) })?;
         // SAFETY: as above.
-        let bytes = unsafe { bindings::kd_slot_bitmap_bytes(self.raw()) } as usize;
+        let bytes = unsafe { bindings::kd_slot_bitmap_bytes(raw) } as usize;
         let words = bytes / core::mem::size_of::<usize>();
         // SAFETY: KVM allocates 2 * `bytes` for the bitmap (kvm_alloc_dirty_bitmap),
         // the second half being the buffer kvm_second_dirty_bitmap() returns.
-        let buffer = unsafe { bindings::kd_slot_second_bitmap(self.raw()) };
+        let buffer = unsafe { bindings::kd_slot_second_bitmap(raw) };
         // SAFETY: `live` is `words` longs, long-aligned, alive while the slot
         // is.  Every other access to it is atomic (set_bit_le(), xchg,
         // atomic_long_fetch_andnot), so viewing it as atomics is sound.
         let live = unsafe { core::slice::from_raw_parts(live.as_ptr().cast::<AtomicUsize>(), words) };
         // SAFETY: `buffer` is `words` longs and is only used by
-        // GET/CLEAR_DIRTY_LOG under slots_lock, which we hold, and `&mut self`
-        // makes this the only view of it.
+        // GET/CLEAR_DIRTY_LOG under slots_lock, which we hold; `&mut self`,
+        // borrowed from `&mut SlotsLocked`, makes this the only view of it.
         let buffer = unsafe { core::slice::from_raw_parts_mut(buffer.cast::<usize>(), words) };
         Some(Bitmaps { live, buffer })
     }
 
     /// The slot's size in pages.
     pub(crate) fn npages(&self) -> u64 {
-        // SAFETY: the slot is live while slots_lock is held.
-        unsafe { bindings::kd_slot_npages(self.raw()) }
+        self.slot.npages()
     }
 
     /// The slot's MMU operations; usable while its bitmaps are borrowed.
     pub(crate) fn mmu(&self) -> SlotMmu<'a> {
-        self.mmu
+        self.slot.mmu()
     }
 }
 
@@ -178,5 +262,39 @@ impl Drop for MmuLocked<'_> {
     fn drop(&mut self) {
         // SAFETY: taken in `SlotMmu::lock`, released once here.
         unsafe { bindings::kd_mmu_unlock(self.mmu.kvm.as_ptr()) }
+    }
+}
+
+/// A vCPU's dirty ring: its kernel-private state and its entries, which are
+/// mapped into user space.
+pub(crate) struct RingRef<'a> {
+    pub(crate) state: &'a RingState,
+    pub(crate) entries: &'a [DirtyGfn],
+}
+
+impl RingRef<'_> {
+    /// # Safety
+    ///
+    /// `ring` is NULL or points to a `struct kvm_dirty_ring` that stays
+    /// allocated for the returned lifetime.
+    pub(crate) unsafe fn new<'b>(ring: *mut bindings::kvm_dirty_ring) -> Option<RingRef<'b>> {
+        let ring = NonNull::new(ring)?;
+        // SAFETY: `ring` is valid (caller's contract).
+        let entries = NonNull::new(unsafe { bindings::kd_ring_entries(ring.as_ptr()) })?;
+        // SAFETY: the shim asserts that struct kvm_dirty_ring starts with the
+        // four u32 of RingState; dirty_index and reset_index are only
+        // accessed atomically (READ_ONCE in C), size and soft_limit are
+        // written once at allocation.
+        let state = unsafe { &*ring.as_ptr().cast::<RingState>() };
+        if state.size == 0 || !state.size.is_power_of_two() {
+            return None;
+        }
+        // SAFETY: `dirty_gfns` holds `size` entries (kvm_dirty_ring_alloc),
+        // laid out as DirtyGfn (asserted by the shim).  User space writes
+        // them concurrently through its mapping: every access is atomic.
+        let entries = unsafe {
+            core::slice::from_raw_parts(entries.as_ptr().cast::<DirtyGfn>(), state.size as usize)
+        };
+        Some(RingRef { state, entries })
     }
 }

@@ -34,12 +34,28 @@ static int kd_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log)
 				     (u64)(unsigned long)log->dirty_bitmap);
 }
 
+/*
+ * The ring when the VM uses one and a vCPU is running (upstream pushes only
+ * then), else none; Rust then sets the bitmap bit if there is a bitmap.
+ */
+static void kd_mark_page_dirty(struct kvm *kvm, struct kvm_vcpu *vcpu,
+			       const struct kvm_memory_slot *memslot,
+			       u64 rel_gfn)
+{
+	kd_rs_mark_page_dirty(vcpu,
+			      kvm->dirty_ring_size && vcpu ? &vcpu->dirty_ring : NULL,
+			      memslot->dirty_bitmap,
+			      (memslot->as_id << 16) | memslot->id, rel_gfn);
+}
+
 static const struct kvm_dirty_ops kd_ops = {
 	.owner = THIS_MODULE,
 	.vm_init = kd_rs_vm_init,
 	.vm_destroy = kd_rs_vm_destroy,
 	.get_dirty_log = kd_get_dirty_log,
 	.clear_dirty_log = kd_clear_dirty_log,
+	.mark_page_dirty = kd_mark_page_dirty,
+	.reset_dirty_rings = kd_rs_reset_dirty_rings,
 };
 
 static const char *const kd_counter_names[KD_NR_COUNTERS] = {
@@ -55,7 +71,48 @@ static const char *const kd_counter_names[KD_NR_COUNTERS] = {
 	[KD_CLEAR_DIRTY_LOG] = "clear_dirty_log",
 	[KD_CLEAR_DIRTY_LOG_ERR] = "clear_dirty_log_errors",
 	[KD_PAGES_CLEARED] = "pages_cleared",
+	[KD_RING_SOFT_FULL] = "ring_soft_full",
+	[KD_RING_FULL] = "ring_full",
+	[KD_RING_RESETS] = "ring_resets",
+	[KD_RING_RESET_EINTR] = "ring_reset_eintr",
+	[KD_RING_ENTRIES_RESET] = "ring_entries_reset",
+	[KD_RING_WP_CALLS] = "ring_wp_calls",
+	[KD_RING_INVALID] = "ring_invalid",
 };
+
+static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
+	[KD_RING_PUSHES] = "ring_pushes",
+	[KD_BITMAP_MARKS] = "bitmap_marks",
+};
+
+static DEFINE_PER_CPU(u64, kd_pcpu[KD_NR_PCPU_COUNTERS]);
+
+void kd_count_pcpu(enum kd_pcpu_counter which)
+{
+	this_cpu_inc(kd_pcpu[which]);
+}
+
+static int kd_pcpu_get(void *data, u64 *val)
+{
+	unsigned long which = (unsigned long)data;
+	int cpu;
+
+	*val = 0;
+	for_each_possible_cpu(cpu)
+		*val += per_cpu(kd_pcpu[which], cpu);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(kd_pcpu_fops, kd_pcpu_get, NULL, "%llu\n");
+
+/* rust/ring.rs views these through its own #[repr(C)] types. */
+static_assert(offsetof(struct kvm_dirty_ring, dirty_index) == 0);
+static_assert(offsetof(struct kvm_dirty_ring, reset_index) == 4);
+static_assert(offsetof(struct kvm_dirty_ring, size) == 8);
+static_assert(offsetof(struct kvm_dirty_ring, soft_limit) == 12);
+static_assert(sizeof(struct kvm_dirty_gfn) == 16);
+static_assert(offsetof(struct kvm_dirty_gfn, flags) == 0);
+static_assert(offsetof(struct kvm_dirty_gfn, slot) == 4);
+static_assert(offsetof(struct kvm_dirty_gfn, offset) == 8);
 
 static struct dentry *kd_debugfs;
 
@@ -67,6 +124,10 @@ int kd_shim_register(u64 *counters)
 	for (i = 0; i < KD_NR_COUNTERS; i++)
 		debugfs_create_u64(kd_counter_names[i], 0444, kd_debugfs,
 				   &counters[i]);
+	for (i = 0; i < KD_NR_PCPU_COUNTERS; i++)
+		debugfs_create_file_unsafe(kd_pcpu_names[i], 0444, kd_debugfs,
+					   (void *)(unsigned long)i,
+					   &kd_pcpu_fops);
 
 	r = kvm_dirty_ops_register(&kd_ops);
 	if (r)
@@ -78,6 +139,16 @@ void kd_shim_unregister(void)
 {
 	kvm_dirty_ops_unregister(&kd_ops);
 	debugfs_remove(kd_debugfs);
+}
+
+void kd_slots_lock(struct kvm *kvm)
+{
+	mutex_lock(&kvm->slots_lock);
+}
+
+void kd_slots_unlock(struct kvm *kvm)
+{
+	mutex_unlock(&kvm->slots_lock);
 }
 
 void kd_assert_slots_lock_held(struct kvm *kvm)
@@ -130,6 +201,11 @@ u64 kd_slot_npages(struct kvm_memory_slot *slot)
 	return slot->npages;
 }
 
+bool kd_slot_dirty_logging(struct kvm_memory_slot *slot)
+{
+	return slot->flags & KVM_MEM_LOG_DIRTY_PAGES;
+}
+
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot)
 {
 	kvm_arch_sync_dirty_log(kvm, slot);
@@ -163,4 +239,36 @@ void kd_write_protect_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
 void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot)
 {
 	kvm_flush_remote_tlbs_memslot(kvm, slot);
+}
+
+void kd_flush_tlbs(struct kvm *kvm)
+{
+	kvm_flush_remote_tlbs(kvm);
+}
+
+u32 kd_nr_vcpus(struct kvm *kvm)
+{
+	return atomic_read(&kvm->online_vcpus);
+}
+
+struct kvm_dirty_ring *kd_vcpu_dirty_ring(struct kvm *kvm, u32 index)
+{
+	struct kvm_vcpu *vcpu = kvm_get_vcpu(kvm, index);
+
+	return vcpu ? &vcpu->dirty_ring : NULL;
+}
+
+struct kvm_dirty_gfn *kd_ring_entries(struct kvm_dirty_ring *ring)
+{
+	return ring->dirty_gfns;
+}
+
+void kd_request_soft_full(struct kvm_vcpu *vcpu)
+{
+	kvm_make_request(KVM_REQ_DIRTY_RING_SOFT_FULL, vcpu);
+}
+
+void kd_cond_resched(void)
+{
+	cond_resched();
 }
