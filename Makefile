@@ -5,6 +5,7 @@
 #   make run     install, build, boot the VM, show the module at work
 #   make check   the tests; ends with "N passed, N failed"
 #   make build   install what is missing, build kernel (cached), module, selftests
+#   make lint    rustfmt, clippy, checkpatch
 #   make vm CMD="..."   run a command in a fresh VM
 #   make clean   remove build products from the tree (not the kernel cache)
 
@@ -19,6 +20,9 @@ run: build
 check:
 	scripts/check
 
+lint:
+	scripts/lint
+
 vm: build
 	scripts/vm-run -- sh -c '$(CMD)'
 
@@ -28,4 +32,4 @@ clean:
 	find . -name '*.o' -o -name '*.cmd' -o -name '*.mod' -o -name '*.mod.c' \
 		-o -name modules.order -o -name Module.symvers | xargs rm -f
 
-.PHONY: build run check vm clean
+.PHONY: build run check lint vm clean

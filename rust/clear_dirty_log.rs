@@ -76,14 +76,20 @@ fn clear_dirty_log(
     let bytes = core::mem::size_of_val(requested);
     // SAFETY: `requested` is `bytes` bytes of plain integers: any byte
     // pattern user space writes is a valid value.
-    let raw = unsafe { core::slice::from_raw_parts_mut(requested.as_mut_ptr().cast::<u8>(), bytes) };
-    UserSlice::new(user_bitmap as usize, bytes).reader().read_slice(raw)?;
+    let raw =
+        unsafe { core::slice::from_raw_parts_mut(requested.as_mut_ptr().cast::<u8>(), bytes) };
+    UserSlice::new(user_bitmap as usize, bytes)
+        .reader()
+        .read_slice(raw)?;
 
     let stats = {
         let locked = mmu.lock();
-        clear(bitmaps.live, first_page as usize / BITS_PER_WORD, requested, |page, mask| {
-            locked.write_protect_masked(page, mask)
-        })
+        clear(
+            bitmaps.live,
+            first_page as usize / BITS_PER_WORD,
+            requested,
+            |page, mask| locked.write_protect_masked(page, mask),
+        )
     };
     if stats.any_protected() {
         mmu.flush_tlbs();

@@ -112,7 +112,9 @@ fn protect_batch(vm: &SlotsLocked<'_>, batch: Batch) {
     let memslot = if valid { vm.slot(as_id, id) } else { None };
     match memslot {
         Some(slot) if slot.dirty_logging() && batch_in_slot(&batch, slot.npages()) => {
-            slot.mmu().lock().write_protect_masked(batch.offset as usize, batch.mask as usize);
+            slot.mmu()
+                .lock()
+                .write_protect_masked(batch.offset as usize, batch.mask as usize);
         }
         _ => counters::add(Counter::KD_RING_INVALID, 1),
     }

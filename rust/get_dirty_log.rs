@@ -70,6 +70,9 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
 
     let bytes = core::mem::size_of_val(bitmaps.buffer);
     // SAFETY: `buffer` is `bytes` initialised bytes; u8 has no alignment.
-    let snapshot = unsafe { core::slice::from_raw_parts(bitmaps.buffer.as_ptr().cast::<u8>(), bytes) };
-    UserSlice::new(user_bitmap as usize, bytes).writer().write_slice(snapshot)
+    let snapshot =
+        unsafe { core::slice::from_raw_parts(bitmaps.buffer.as_ptr().cast::<u8>(), bytes) };
+    UserSlice::new(user_bitmap as usize, bytes)
+        .writer()
+        .write_slice(snapshot)
 }

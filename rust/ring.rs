@@ -93,7 +93,8 @@ pub fn push(ring: &RingState, entries: &[DirtyGfn], slot: u32, offset: u64) -> P
     entry.offset.store(offset, Ordering::Relaxed);
     // Release: user space that sees DIRTY sees slot and offset (smp_wmb()).
     entry.flags.store(F_DIRTY, Ordering::Release);
-    ring.dirty_index.store(index.wrapping_add(1), Ordering::Release);
+    ring.dirty_index
+        .store(index.wrapping_add(1), Ordering::Release);
     if ring.soft_full() {
         Pushed::SoftFull
     } else {
@@ -112,7 +113,11 @@ pub struct Batch {
 
 impl Batch {
     fn new(slot: u32, offset: u64) -> Self {
-        Batch { slot, offset, mask: 1 }
+        Batch {
+            slot,
+            offset,
+            mask: 1,
+        }
     }
 
     /// Adds `(slot, offset)` if it falls within 64 pages of the batch, in

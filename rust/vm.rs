@@ -8,9 +8,9 @@
 //! lives, so memslots cannot be deleted, moved or have their bitmaps freed.
 
 use crate::bindings;
+use crate::ring::{DirtyGfn, RingState};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use crate::ring::{DirtyGfn, RingState};
 use core::sync::atomic::AtomicUsize;
 
 /// A VM whose `slots_lock` is held for the lifetime `'a`.
@@ -29,7 +29,10 @@ impl SlotsLocked<'_> {
         let kvm = NonNull::new(kvm).expect("KVM never passes a NULL VM");
         // SAFETY: `kvm` is live (caller's contract).
         unsafe { bindings::kd_assert_slots_lock_held(kvm.as_ptr()) };
-        SlotsLocked { kvm, _lock: PhantomData }
+        SlotsLocked {
+            kvm,
+            _lock: PhantomData,
+        }
     }
 
     fn raw(&self) -> *mut bindings::kvm {
@@ -86,7 +89,11 @@ impl SlotsLocked<'_> {
         // SAFETY: live VM, slots_lock held, as_id in range (checked by caller).
         let slot = unsafe { bindings::kd_id_to_memslot(self.raw(), as_id, id) };
         NonNull::new(slot).map(|slot| SlotRef {
-            mmu: SlotMmu { kvm: self.kvm, slot, _locked: PhantomData },
+            mmu: SlotMmu {
+                kvm: self.kvm,
+                slot,
+                _locked: PhantomData,
+            },
         })
     }
 }
@@ -187,7 +194,8 @@ impl<'a> Memslot<'a> {
         // SAFETY: `live` is `words` longs, long-aligned, alive while the slot
         // is.  Every other access to it is atomic (set_bit_le(), xchg,
         // atomic_long_fetch_andnot), so viewing it as atomics is sound.
-        let live = unsafe { core::slice::from_raw_parts(live.as_ptr().cast::<AtomicUsize>(), words) };
+        let live =
+            unsafe { core::slice::from_raw_parts(live.as_ptr().cast::<AtomicUsize>(), words) };
         // SAFETY: `buffer` is `words` longs and is only used by
         // GET/CLEAR_DIRTY_LOG under slots_lock, which we hold; `&mut self`,
         // borrowed from `&mut SlotsLocked`, makes this the only view of it.

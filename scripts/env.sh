@@ -27,7 +27,13 @@ KD_KMAKE=(make ARCH="$KD_KARCH" LLVM=1 RUSTC="$RUSTC" HOSTRUSTC="$HOSTRUSTC"
 kd_kernel_key() {
 	{
 		dpkg-query -W -f='${Version}\n' linux-source-6.12 rustc-web clang 2>/dev/null
-		cat "$KD_TOP"/kernel/*.patch "$KD_TOP/kernel/$KD_ARCH.config"
+		# What the patches change in this architecture's build: not their
+		# mail headers, line offsets, or hunks under another arch/.
+		awk -v arch="$KD_KARCH" '
+			/^\+\+\+ / { f = $2; sub("^b/", "", f)
+				skip = f ~ "^arch/" && f !~ "^arch/" arch "/" }
+			/^(\+\+\+|---|[+-])/ && !skip' "$KD_TOP"/kernel/*.patch | cut -f1
+		cat "$KD_TOP/kernel/$KD_ARCH.config"
 		echo bindgen-0.70.1
 	} | sha256sum | cut -c1-16
 }

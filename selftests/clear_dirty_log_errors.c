@@ -76,8 +76,10 @@ int main(void)
 	kd_expect(clear_log(vm, 0, 0, 64, ones), 0, "first word");
 	kd_expect(dirty_pages(vm), PAGES - 64, "36 left dirty");
 	kd_expect(clear_log(vm, 0, 0, 64, ones), 0, "first word again: nothing to clear");
-	/* num_pages ends at the slot end: not a multiple of 64 is fine;
-	 * bits 100..127 of the user bitmap lie past the slot and are ignored. */
+	/*
+	 * num_pages ends at the slot end: not a multiple of 64 is fine; bits
+	 * 100..127 of the user bitmap lie past the slot and are ignored.
+	 */
 	kd_expect(clear_log(vm, 0, 64, 36, ones), 0, "last partial word, to the slot end");
 	kd_expect(dirty_pages(vm), 0, "all clean");
 	kd_expect(clear_log(vm, 0, 0, PAGES, ones), 0, "whole slot, nothing dirty");

@@ -36,7 +36,7 @@ static void guest_code(void)
 
 	for (;;) {
 		for (uint64_t i = 0; i < PAGES; i++)
-			*(volatile uint64_t *)(GPA + i * 4096) = round;
+			WRITE_ONCE(*(uint64_t *)(GPA + i * 4096), round);
 		round++;
 		GUEST_SYNC(round);
 	}

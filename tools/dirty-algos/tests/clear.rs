@@ -53,7 +53,10 @@ fn protects_exactly_what_it_cleared() {
             }
         }
         assert_eq!(seen, want);
-        assert_eq!(s.pages, want.iter().map(|(_, m)| m.count_ones() as u64).sum::<u64>());
+        assert_eq!(
+            s.pages,
+            want.iter().map(|(_, m)| m.count_ones() as u64).sum::<u64>()
+        );
         assert_eq!(s.any_protected(), !want.is_empty());
         assert_eq!(s.words_scanned as usize, n);
     }
@@ -62,7 +65,9 @@ fn protects_exactly_what_it_cleared() {
 #[test]
 fn clearing_clean_pages_protects_nothing() {
     let live: Vec<AtomicUsize> = (0..4).map(|_| AtomicUsize::new(0)).collect();
-    let s = clear(&live, 0, &[usize::MAX; 4], |_, _| panic!("nothing was dirty"));
+    let s = clear(&live, 0, &[usize::MAX; 4], |_, _| {
+        panic!("nothing was dirty")
+    });
     assert!(!s.any_protected());
 }
 
@@ -87,19 +92,23 @@ fn get_clear_copy_cycle_never_loses_a_write() {
     const WORDS: usize = 16;
     let pages = WORDS * BITS_PER_WORD;
     for round in 0..10u64 {
-        let live: Arc<Vec<AtomicUsize>> = Arc::new((0..WORDS).map(|_| AtomicUsize::new(0)).collect());
-        let content: Arc<Vec<AtomicUsize>> = Arc::new((0..pages).map(|_| AtomicUsize::new(0)).collect());
+        let live: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..WORDS).map(|_| AtomicUsize::new(0)).collect());
+        let content: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..pages).map(|_| AtomicUsize::new(0)).collect());
         let locks: Arc<Vec<Mutex<()>>> = Arc::new((0..pages).map(|_| Mutex::new(())).collect());
         let done = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..2)
             .map(|t| {
-                let (live, content, locks) = (Arc::clone(&live), Arc::clone(&content), Arc::clone(&locks));
+                let (live, content, locks) =
+                    (Arc::clone(&live), Arc::clone(&content), Arc::clone(&locks));
                 thread::spawn(move || {
                     let mut rng = Rng(round * 7 + t + 1);
                     for _ in 0..20_000 {
                         let p = (rng.next() % pages as u64) as usize;
                         let _fault = locks[p].lock().unwrap();
-                        live[p / BITS_PER_WORD].fetch_or(1 << (p % BITS_PER_WORD), Ordering::SeqCst);
+                        live[p / BITS_PER_WORD]
+                            .fetch_or(1 << (p % BITS_PER_WORD), Ordering::SeqCst);
                         content[p].fetch_add(1, Ordering::SeqCst);
                     }
                 })
@@ -131,7 +140,11 @@ fn get_clear_copy_cycle_never_loses_a_write() {
         done.store(true, Ordering::SeqCst);
         cycle(&mut copy);
         for p in 0..pages {
-            assert_eq!(copy[p], content[p].load(Ordering::SeqCst), "round {round}: page {p} lost a write");
+            assert_eq!(
+                copy[p],
+                content[p].load(Ordering::SeqCst),
+                "round {round}: page {p} lost a write"
+            );
         }
     }
 }

@@ -52,7 +52,10 @@ fn every_set_bit_reported_once_and_cleared() {
         let stats = harvest(&bm, &mut snap, |first, mask| protected.push((first, mask)));
 
         assert_eq!(snap, words, "round {round}: snapshot is the bitmap");
-        assert!(bm.iter().all(|w| w.load(Ordering::Relaxed) == 0), "cleared after");
+        assert!(
+            bm.iter().all(|w| w.load(Ordering::Relaxed) == 0),
+            "cleared after"
+        );
         // protect() saw exactly the dirty words, in order, at the right page.
         let want: Vec<(usize, usize)> = words
             .iter()
@@ -125,7 +128,7 @@ fn concurrent_setters_never_lost() {
                     for p in mine {
                         // set_bit(): what mark_page_dirty_in_slot does.
                         bm[p / BITS_PER_WORD].fetch_or(1 << (p % BITS_PER_WORD), Ordering::SeqCst);
-                        if rng.next() % 8 == 0 {
+                        if rng.next().is_multiple_of(8) {
                             thread::yield_now();
                         }
                     }
@@ -159,6 +162,10 @@ fn concurrent_setters_never_lost() {
         }
         done.store(true, Ordering::SeqCst);
         let (seen, harvests) = harvester.join().unwrap();
-        assert_eq!(seen.len(), pages, "round {round}: lost pages after {harvests} harvests");
+        assert_eq!(
+            seen.len(),
+            pages,
+            "round {round}: lost pages after {harvests} harvests"
+        );
     }
 }

@@ -24,7 +24,11 @@ fn ring(size: u32, rsvd: u32) -> (RingState, Vec<DirtyGfn>) {
         soft_limit: size - rsvd,
     };
     let entries = (0..size)
-        .map(|_| DirtyGfn { flags: AtomicU32::new(0), slot: AtomicU32::new(0), offset: AtomicU64::new(0) })
+        .map(|_| DirtyGfn {
+            flags: AtomicU32::new(0),
+            slot: AtomicU32::new(0),
+            offset: AtomicU64::new(0),
+        })
         .collect();
     (state, entries)
 }
@@ -38,21 +42,34 @@ fn harvest(entries: &[DirtyGfn], from: &mut u32) -> Vec<(u32, u64)> {
         if e.flags.load(Ordering::Acquire) & F_DIRTY == 0 {
             return out;
         }
-        out.push((e.slot.load(Ordering::Relaxed), e.offset.load(Ordering::Relaxed)));
+        out.push((
+            e.slot.load(Ordering::Relaxed),
+            e.offset.load(Ordering::Relaxed),
+        ));
         e.flags.store(F_RESET, Ordering::Release);
         *from = from.wrapping_add(1);
     }
 }
 
 fn pages_of(b: &Batch) -> Vec<(u32, u64)> {
-    (0..64).filter(|i| b.mask & (1 << i) != 0).map(|i| (b.slot, b.offset + i)).collect()
+    (0..64)
+        .filter(|i| b.mask & (1 << i) != 0)
+        .map(|i| (b.slot, b.offset + i))
+        .collect()
 }
 
 #[test]
 fn push_harvest_reset_roundtrip() {
     let (st, e) = ring(16, 4);
     for i in 0..10 {
-        assert_eq!(push(&st, &e, 1, 100 + i), if i + 1 >= 12 { Pushed::SoftFull } else { Pushed::Ok });
+        assert_eq!(
+            push(&st, &e, 1, 100 + i),
+            if i + 1 >= 12 {
+                Pushed::SoftFull
+            } else {
+                Pushed::Ok
+            }
+        );
     }
     let mut from = 0;
     let got = harvest(&e, &mut from);
@@ -60,7 +77,14 @@ fn push_harvest_reset_roundtrip() {
     let mut batches = Vec::new();
     let s = reset(&st, &e, u32::MAX, |b| batches.push(b));
     assert_eq!(s.entries, 10);
-    assert_eq!(batches, vec![Batch { slot: 1, offset: 100, mask: 0x3ff }]);
+    assert_eq!(
+        batches,
+        vec![Batch {
+            slot: 1,
+            offset: 100,
+            mask: 0x3ff
+        }]
+    );
     assert_eq!(st.used(), 0);
     assert!(e.iter().all(|x| x.flags.load(Ordering::Relaxed) == 0));
 }
@@ -105,7 +129,10 @@ fn hostile_flags_cannot_pass_dirty_index() {
     assert_eq!(s.entries, 5);
     assert_eq!(st.used(), 0);
     assert_eq!(st.reset_index.load(Ordering::Relaxed), 5);
-    assert_eq!(reset(&st, &e, u32::MAX, |_| panic!("nothing pushed")).entries, 0);
+    assert_eq!(
+        reset(&st, &e, u32::MAX, |_| panic!("nothing pushed")).entries,
+        0
+    );
     // Entries past dirty_index keep their garbage; they were never ours.
     assert_eq!(e[10].flags.load(Ordering::Relaxed), u32::MAX);
     // ...and the next push overwrites them properly.
@@ -170,7 +197,11 @@ fn coalescing_protects_exactly_the_harvested_gfns() {
 
 #[test]
 fn backwards_runs_coalesce() {
-    let mut b = Batch { slot: 0, offset: 100, mask: 1 };
+    let mut b = Batch {
+        slot: 0,
+        offset: 100,
+        mask: 1,
+    };
     for off in (40..100).rev() {
         assert!(b.absorb(0, off), "offset {off}");
     }
@@ -179,13 +210,21 @@ fn backwards_runs_coalesce() {
     assert!(!b.absorb(0, 36), "one more would drop bit 63");
     assert!(!b.absorb(1, 50), "other slot");
     assert!(!b.absorb(0, 37 + 64), "too far forwards");
-    let mut z = Batch { slot: 0, offset: 0, mask: 1 };
+    let mut z = Batch {
+        slot: 0,
+        offset: 0,
+        mask: 1,
+    };
     assert!(!z.absorb(0, u64::MAX), "no wrap-around below 0");
 }
 
 #[test]
 fn batch_range_check() {
-    let b = |offset, mask| Batch { slot: 0, offset, mask };
+    let b = |offset, mask| Batch {
+        slot: 0,
+        offset,
+        mask,
+    };
     assert!(batch_in_slot(&b(0, 1), 1));
     assert!(!batch_in_slot(&b(0, 2), 1));
     assert!(batch_in_slot(&b(36, 1 << 63), 100));
@@ -228,7 +267,11 @@ fn producer_consumer_lose_nothing() {
                 assert!(seen.insert(*g), "{g:?} harvested twice");
             }
             let s = reset(&st, &e, u32::MAX, |_| {});
-            assert_eq!(s.entries as usize, got.len(), "reset returns what was harvested");
+            assert_eq!(
+                s.entries as usize,
+                got.len(),
+                "reset returns what was harvested"
+            );
             if finished && got.is_empty() && st.used() == 0 {
                 break;
             }
