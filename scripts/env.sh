@@ -28,11 +28,13 @@ kd_kernel_key() {
 	{
 		dpkg-query -W -f='${Version}\n' linux-source-6.12 rustc-web clang 2>/dev/null
 		# What the patches change in this architecture's build: not their
-		# mail headers, line offsets, or hunks under another arch/.
-		awk -v arch="$KD_KARCH" '
-			/^\+\+\+ / { f = $2; sub("^b/", "", f)
-				skip = f ~ "^arch/" && f !~ "^arch/" arch "/" }
-			/^(\+\+\+|---|[+-])/ && !skip' "$KD_TOP"/kernel/*.patch | cut -f1
+		# mail headers, line offsets, or files under another arch/.
+		awk -v arch="$KD_KARCH" 'BEGIN { skip = 1 }
+			/^diff --git / { f = $3; sub("^a/", "", f)
+				skip = f ~ "^arch/" && f !~ "^arch/" arch "/"
+				if (!skip) print "FILE", f; next }
+			/^(\+\+\+|---)/ { next }
+			/^[+-]/ && skip == 0' "$KD_TOP"/kernel/*.patch
 		cat "$KD_TOP/kernel/$KD_ARCH.config"
 		echo bindgen-0.70.1
 	} | sha256sum | cut -c1-16
