@@ -1,21 +1,26 @@
 # SPDX-License-Identifier: GPL-2.0
 # kvm-dirty: top-level entry points.  The kernel module itself is built by
-# Kbuild (make -C $KDIR M=$PWD); these targets drive the whole chain.
+# Kbuild (scripts/build runs make -C $KDIR M=<a copy of the module sources in
+# the cache>); these targets drive the whole chain.
+#
+# ARCH=arm64 selects the arm64 kernel and VM (default: x86_64).
 #
 #   make run     install, build, boot the VM, show the module at work
-#   make check   the tests; ends with "N passed, N failed"
+#   make check   the tests, both architectures; ends with "N passed, N failed"
 #   make build   install what is missing, build kernel (cached), module, selftests
 #   make lint    rustfmt, clippy, checkpatch
 #   make vm CMD="..."   run a command in a fresh VM
-#   make clean   remove build products from the tree (not the kernel cache)
+#   make clean   remove build products from the tree (not the cache, where
+#                kernels and the module are built)
 
 SHELL := /bin/bash
+KD_ARCH := $(if $(filter arm64 aarch64,$(ARCH)),arm64,x86_64)
 
 build:
 	scripts/build
 
 run: build
-	scripts/vm-run -f selftests/vm/demo.list
+	scripts/vm-run -f selftests/vm/demo-$(KD_ARCH).list
 
 check:
 	scripts/check
@@ -28,8 +33,5 @@ vm: build
 
 clean:
 	rm -rf out selftests/build tools/dirty-algos/target
-	rm -f rust/shim_bindings_generated.rs kvm_dirty.ko
-	find . -name '*.o' -o -name '*.cmd' -o -name '*.mod' -o -name '*.mod.c' \
-		-o -name modules.order -o -name Module.symvers | xargs rm -f
 
 .PHONY: build run check lint vm clean

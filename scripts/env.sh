@@ -1,11 +1,11 @@
 # shellcheck shell=bash
 # Common settings for the kvm-dirty scripts.  Source it; it changes nothing.
+# ARCH selects the target: x86_64 (default) or arm64.
 #
 # The kernel must be built with Debian's rustc-web (1.96) and its matching
 # library source, never with rustup's toolchain (no rust-src, E0514).
 
 KD_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KD_ARCH=${ARCH:-x86_64}
 KD_CACHE=${KVM_DIRTY_CACHE:-$HOME/.cache/kvm-dirty}
 KD_BINDGEN_ROOT=$KD_CACHE/bindgen
 BINDGEN=$KD_BINDGEN_ROOT/bin/bindgen
@@ -14,9 +14,17 @@ HOSTRUSTC=/usr/bin/rustc
 RUST_LIB_SRC=/usr/src/rustc-1.96.0/library
 KD_LINUX_TAR=/usr/src/linux-source-6.12.tar.xz
 
-case $KD_ARCH in
-x86_64) KD_KARCH=x86 ; KD_IMAGE=arch/x86/boot/bzImage ;;
-*) echo "unsupported ARCH=$KD_ARCH" >&2; return 1 ;;
+case ${ARCH:-x86_64} in
+x86_64 | x86)
+	KD_ARCH=x86_64 KD_KARCH=x86 KD_IMAGE=arch/x86/boot/bzImage
+	KD_ST_ARCH=x86_64 KD_CROSS= KD_BUSYBOX=/bin/busybox
+	;;
+arm64 | aarch64)
+	KD_ARCH=arm64 KD_KARCH=arm64 KD_IMAGE=arch/arm64/boot/Image
+	KD_ST_ARCH=aarch64 KD_CROSS=aarch64-linux-gnu-
+	KD_BUSYBOX=$KD_CACHE/busybox-arm64/bin/busybox
+	;;
+*) echo "unsupported ARCH=$ARCH (x86_64 or arm64)" >&2; return 1 ;;
 esac
 
 KD_KMAKE=(make ARCH="$KD_KARCH" LLVM=1 RUSTC="$RUSTC" HOSTRUSTC="$HOSTRUSTC"
@@ -41,3 +49,9 @@ kd_kernel_key() {
 }
 KD_KDIR_PARENT=$KD_CACHE/$KD_ARCH-$(kd_kernel_key)
 KDIR=$KD_KDIR_PARENT/linux
+
+# The module is built out of the source tree, one directory per arch, so
+# both architectures' objects can coexist.
+KD_MODDIR=$KD_CACHE/module-$KD_ARCH
+KD_KO=$KD_MODDIR/kvm_dirty.ko
+KD_SELFTESTS=$KD_TOP/selftests/build/$KD_ARCH

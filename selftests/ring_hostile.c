@@ -25,7 +25,7 @@
 #include "kselftest.h"
 
 #define SLOT		1
-#define GPA		(1ul << 30)
+#define GVA		0xc0000000ul	/* where the guest sees the slot */
 #define PAGES		256
 #define RING_BYTES	(4096 * sizeof(struct kvm_dirty_gfn))
 #define RING_ENTRIES	(RING_BYTES / sizeof(struct kvm_dirty_gfn))
@@ -36,7 +36,7 @@ static void guest_code(void)
 
 	for (;;) {
 		for (uint64_t i = 0; i < PAGES; i++)
-			WRITE_ONCE(*(uint64_t *)(GPA + i * 4096), round);
+			WRITE_ONCE(*(uint64_t *)(GVA + i * 4096), round);
 		round++;
 		GUEST_SYNC(round);
 	}
@@ -107,6 +107,7 @@ int main(void)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	uint32_t pushed, total, n, i, start;
+	uint64_t gpa;
 	int r, max;
 
 	ksft_print_header();
@@ -117,9 +118,13 @@ int main(void)
 	vm = __vm_create(VM_SHAPE_DEFAULT, 1, PAGES);
 	vm_enable_dirty_ring(vm, RING_BYTES);
 	vcpu = vm_vcpu_add(vm, 0, guest_code);
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, GPA, SLOT, PAGES,
+	TEST_ASSERT(vm->page_size == 4096, "guest pages of %u bytes", vm->page_size);
+	/* At the top of guest physical memory, like dirty_log_test. */
+	gpa = (vm->max_gfn - PAGES) * vm->page_size;
+	gpa &= ~(uint64_t)(getpagesize() - 1);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, gpa, SLOT, PAGES,
 				    KVM_MEM_LOG_DIRTY_PAGES);
-	virt_map(vm, GPA, GPA, PAGES);
+	virt_map(vm, GVA, gpa, PAGES);
 	ring = vcpu_map_dirty_ring(vcpu);
 
 	/* 1. honest */

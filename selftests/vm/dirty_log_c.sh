@@ -1,13 +1,14 @@
 #!/bin/sh
-# dirty_log_c.sh MODE ITERATIONS: the same upstream test on KVM's C path in
+# dirty_log_c.sh MODE ITERATIONS [ARGS...]: the same upstream test on KVM's C path in
 # the same boot: with the module loaded but bind_vms=0 (the VM is not bound,
 # the counters must not move), or with the module unloaded.
 . /tests/lib.sh
 mode=$1 iters=$2
+shift 2
 if [ -d "$KD" ]; then
 	bind_vms 0
 	snap before
-	/tests/dirty_log_test -M "$mode" -i "$iters" -I 10
+	/tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@"
 	rc=$?
 	bind_vms 1
 	[ $rc = 0 ] || fail "dirty_log_test -M $mode on the C path"
@@ -15,6 +16,6 @@ if [ -d "$KD" ]; then
 		want_eq "$k moved by the unbound VM" "$(delta before $k)" 0
 	done
 else
-	/tests/dirty_log_test -M "$mode" -i "$iters" -I 10 || fail "dirty_log_test"
+	/tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@" || fail "dirty_log_test"
 	echo "ok: passed with kvm_dirty.ko unloaded"
 fi
