@@ -18,7 +18,6 @@ struct kvm;
 struct kvm_vcpu;
 struct kvm_memory_slot;
 struct kvm_dirty_ring;
-struct kvm_dirty_gfn;
 
 /* Counters shown in /sys/kernel/debug/kvm_dirty/; owned by the Rust side. */
 enum kd_counter {
@@ -84,13 +83,12 @@ void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot);
 void kd_flush_tlbs(struct kvm *kvm);
 
 /*
- * Dirty rings.  rust/ring.rs mirrors the first 16 bytes of struct
- * kvm_dirty_ring (RingState) and struct kvm_dirty_gfn (DirtyGfn); the shim
- * checks the layouts at build time.
+ * Dirty rings.  rust/vm.rs and rust/ring.rs mirror struct kvm_dirty_ring
+ * (KvmDirtyRing, RingState) and struct kvm_dirty_gfn (DirtyGfn), so that the
+ * push needs no call into C; the shim checks the layouts at build time.
  */
 u32 kd_nr_vcpus(struct kvm *kvm);
 struct kvm_dirty_ring *kd_vcpu_dirty_ring(struct kvm *kvm, u32 index);
-struct kvm_dirty_gfn *kd_ring_entries(struct kvm_dirty_ring *ring);
 void kd_request_soft_full(struct kvm_vcpu *vcpu);
 void kd_cond_resched(void);
 

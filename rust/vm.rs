@@ -273,6 +273,14 @@ impl Drop for MmuLocked<'_> {
     }
 }
 
+/// `struct kvm_dirty_ring`, whose layout the shim asserts at build time.
+#[repr(C)]
+struct KvmDirtyRing {
+    state: RingState,
+    dirty_gfns: *mut DirtyGfn,
+    index: i32,
+}
+
 /// A vCPU's dirty ring: its kernel-private state and its entries, which are
 /// mapped into user space.
 pub(crate) struct RingRef<'a> {
@@ -281,28 +289,32 @@ pub(crate) struct RingRef<'a> {
 }
 
 impl RingRef<'_> {
+    /// Views the ring without calling into C: this runs on every push.
+    ///
     /// # Safety
     ///
     /// `ring` is NULL or points to a `struct kvm_dirty_ring` that stays
     /// allocated for the returned lifetime.
     pub(crate) unsafe fn new<'b>(ring: *mut bindings::kvm_dirty_ring) -> Option<RingRef<'b>> {
-        let ring = NonNull::new(ring)?;
-        // SAFETY: `ring` is valid (caller's contract).
-        let entries = NonNull::new(unsafe { bindings::kd_ring_entries(ring.as_ptr()) })?;
-        // SAFETY: the shim asserts that struct kvm_dirty_ring starts with the
-        // four u32 of RingState; dirty_index and reset_index are only
-        // accessed atomically (READ_ONCE in C), size and soft_limit are
-        // written once at allocation.
-        let state = unsafe { &*ring.as_ptr().cast::<RingState>() };
-        if state.size == 0 || !state.size.is_power_of_two() {
+        let ring = NonNull::new(ring.cast::<KvmDirtyRing>())?;
+        // SAFETY: `ring` is a valid struct kvm_dirty_ring (caller's contract)
+        // laid out as KvmDirtyRing (asserted by the shim).  dirty_index and
+        // reset_index are only accessed atomically (READ_ONCE in C); size,
+        // soft_limit and dirty_gfns are written once, at allocation.
+        let (state, entries) = unsafe {
+            let ring = ring.as_ptr();
+            (
+                &(*ring).state,
+                core::ptr::addr_of!((*ring).dirty_gfns).read(),
+            )
+        };
+        if entries.is_null() || state.size == 0 || !state.size.is_power_of_two() {
             return None;
         }
         // SAFETY: `dirty_gfns` holds `size` entries (kvm_dirty_ring_alloc),
         // laid out as DirtyGfn (asserted by the shim).  User space writes
         // them concurrently through its mapping: every access is atomic.
-        let entries = unsafe {
-            core::slice::from_raw_parts(entries.as_ptr().cast::<DirtyGfn>(), state.size as usize)
-        };
+        let entries = unsafe { core::slice::from_raw_parts(entries, state.size as usize) };
         Some(RingRef { state, entries })
     }
 }

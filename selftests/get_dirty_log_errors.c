@@ -56,7 +56,7 @@ int main(void)
 	int vm, ring_vm, manual_vm, nr_as;
 
 	ksft_print_header();
-	ksft_set_plan(11);
+	ksft_set_plan(12);
 
 	kd_open_kvm();
 	vm = kd_create_vm();
@@ -96,6 +96,22 @@ int main(void)
 		kd_expect(get_log(ring_vm, 0, bitmap), -ENXIO, "dirty ring enabled");
 		close(ring_vm);
 	}
+
+	/*
+	 * arm64 writes guest memory without a running vCPU (vgic/ITS tables):
+	 * a ring VM may keep a bitmap for those, and GET then serves it.
+	 */
+	ring_vm = kd_create_ring_vm();
+	if (ring_vm < 0 || ioctl(kd_kvm_fd, KVM_CHECK_EXTENSION,
+				 KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP) <= 0) {
+		ksft_test_result_skip("dirty ring with bitmap: not supported\n");
+	} else {
+		kd_enable_cap(ring_vm, KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP, 0);
+		kd_add_slot(ring_vm, 0, GPA_LOGGED, LOGGED_PAGES, KVM_MEM_LOG_DIRTY_PAGES);
+		check_copy(ring_vm, 0, "dirty ring with bitmap: GET serves the bitmap");
+	}
+	if (ring_vm >= 0)
+		close(ring_vm);
 	close(manual_vm);
 	close(vm);
 

@@ -104,11 +104,13 @@ static int kd_pcpu_get(void *data, u64 *val)
 }
 DEFINE_DEBUGFS_ATTRIBUTE(kd_pcpu_fops, kd_pcpu_get, NULL, "%llu\n");
 
-/* rust/ring.rs views these through its own #[repr(C)] types. */
+/* rust/ring.rs and rust/vm.rs view these through #[repr(C)] mirrors. */
 static_assert(offsetof(struct kvm_dirty_ring, dirty_index) == 0);
 static_assert(offsetof(struct kvm_dirty_ring, reset_index) == 4);
 static_assert(offsetof(struct kvm_dirty_ring, size) == 8);
 static_assert(offsetof(struct kvm_dirty_ring, soft_limit) == 12);
+static_assert(offsetof(struct kvm_dirty_ring, dirty_gfns) == 16);
+static_assert(offsetof(struct kvm_dirty_ring, index) == 24);
 static_assert(sizeof(struct kvm_dirty_gfn) == 16);
 static_assert(offsetof(struct kvm_dirty_gfn, flags) == 0);
 static_assert(offsetof(struct kvm_dirty_gfn, slot) == 4);
@@ -256,11 +258,6 @@ struct kvm_dirty_ring *kd_vcpu_dirty_ring(struct kvm *kvm, u32 index)
 	struct kvm_vcpu *vcpu = kvm_get_vcpu(kvm, index);
 
 	return vcpu ? &vcpu->dirty_ring : NULL;
-}
-
-struct kvm_dirty_gfn *kd_ring_entries(struct kvm_dirty_ring *ring)
-{
-	return ring->dirty_gfns;
 }
 
 void kd_request_soft_full(struct kvm_vcpu *vcpu)
