@@ -10,6 +10,7 @@
 #   make build   install what is missing, build kernel (cached), module, selftests
 #   make lint    rustfmt, clippy, checkpatch
 #   make vm CMD="..."   run a command in a fresh VM
+#   make bench   Rust vs C paths in one VM boot (x86_64): ratio table and plot
 #   make clean   remove build products from the tree (not the cache, where
 #                kernels and the module are built)
 
@@ -31,7 +32,10 @@ lint:
 vm: build
 	scripts/vm-run -- sh -c '$(CMD)'
 
+bench:
+	scripts/bench
+
 clean:
 	rm -rf out selftests/build tools/dirty-algos/target
 
-.PHONY: build run check lint vm clean
+.PHONY: build run check lint vm bench clean

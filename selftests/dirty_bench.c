@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Micro-benchmark of the dirty-tracking ioctls, KVM's C path against
+ * kvm_dirty.ko's Rust path, in one process: it creates a VM with bind_vms=0
+ * (C) and one with bind_vms=1 (Rust), checks the binding through the
+ * module's vms_bound counter, and alternates every timed call between the
+ * two (C Rust, then Rust C, ...), so drift on a shared host hits both alike.
+ * The module's call counters must move by exactly the Rust VM's calls.
+ *
+ *   -m get    KVM_GET_DIRTY_LOG (no manual protect) latency per call, with
+ *             0 %, 1 % and/or 100 % of the slot's pages dirty (-d 0,1,100):
+ *             the guest writes the chosen pages, GUEST_SYNC, then the host
+ *             times one GET.  0 %: -z calls on a clean slot.  Also the cost
+ *             of two clock reads, as a control (ratio 1 up to noise).
+ *   -m clear  KVM_CLEAR_DIRTY_LOG latency per 64-page chunk, manual protect
+ *             with KVM_DIRTY_LOG_INITIALLY_SET: chunks whose pages the guest
+ *             wrote (-P pages) and chunks it never touched; also the
+ *             manual-protect GET (a copy of the bitmap) of the whole slot.
+ *   -m ring   KVM_RESET_DIRTY_RINGS throughput: the guest dirties -e/2
+ *             distinct pages (-S stride: 1 coalesces into 64-page masks,
+ *             a larger odd stride gives one write-protect per entry), the
+ *             host marks every entry harvested and times the reset.
+ *   -T        back the slot with THP and touch it all from the host first:
+ *             the guest's first writes then cost less (untimed).
+ *   -p        c, rust or both (default).
+ *
+ * The test slot (-s bytes, up to 4G) is at guest physical 4 GiB, identity
+ * mapped with 2M guest pages; dirty logging is on from its creation.
+ * Results: one line per path and metric,
+ *   RESULT path=rust metric=get_us size=1G dirty=1 value=M n=N min=A max=B
+ * with the median, count, minimum and maximum of the samples (microseconds,
+ * entries/s for *_eps).
+ *
+ * Uses the upstream KVM selftest library (libkvm) for the vCPUs and guests.
+ */
+#include <stdlib.h>
+#include <time.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+#include "ucall_common.h"
+
+#define SLOT		1
+#define GPA		(1ul << 32)
+#define PAGE		4096ul
+#define MAX_SAMPLES	4096
+#define BIND_VMS	"/sys/module/kvm_dirty/parameters/bind_vms"
+#define COUNTERS	"/sys/kernel/debug/kvm_dirty/"
+
+enum { GET, CLEAR, RESET };
+static const char *const counter[] = {
+	COUNTERS "get_dirty_log", COUNTERS "clear_dirty_log", COUNTERS "ring_resets",
+};
+
+/* What the guest writes on its next run; the host sets these. */
+static uint64_t g_first, g_stride, g_count, g_npages, g_pass;
+
+static void guest_code(void)
+{
+	for (;;) {
+		uint64_t off = READ_ONCE(g_first), stride = READ_ONCE(g_stride);
+		uint64_t n = READ_ONCE(g_count), np = READ_ONCE(g_npages);
+		uint64_t pass = READ_ONCE(g_pass);
+
+		for (uint64_t i = 0; i < n; i++) {
+			WRITE_ONCE(*(uint64_t *)(GPA + off * PAGE), pass);
+			off += stride;
+			if (off >= np)
+				off -= np;
+		}
+		GUEST_SYNC(pass);
+	}
+}
+
+/* One VM under test, on one path, and its samples. */
+struct bvm {
+	const char *path;
+	bool rust;
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	uint64_t *bitmap;
+	struct kvm_dirty_gfn *ring;
+	uint32_t fetch;		/* next ring entry to harvest */
+	long calls[3];		/* GET, CLEAR, RESET calls: the module counts them */
+	int n[3];
+	double s[3][MAX_SAMPLES];
+};
+
+static struct bvm vms[2];
+static int nr_vms;
+static char size_label[32];
+static uint64_t npages, words;
+static bool pretouch;
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void add(struct bvm *v, int k, double x)
+{
+	TEST_ASSERT(v->n[k] < MAX_SAMPLES, "too many samples");
+	v->s[k][v->n[k]++] = x;
+}
+
+/*
+ * Prints the median, count, min and max of each VM's samples of kind k as
+ * one RESULT line per path, and starts the next metric afresh.
+ */
+static void result(int k, const char *metric, const char *tags)
+{
+	for (int i = 0; i < nr_vms; i++) {
+		struct bvm *v = &vms[i];
+		double *s = v->s[k], med;
+		int n = v->n[k];
+
+		TEST_ASSERT(n > 0, "%s: no samples", metric);
+		qsort(s, n, sizeof(*s), cmp_double);
+		med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+		printf("RESULT path=%s metric=%s size=%s%s%s value=%.3f n=%d min=%.3f max=%.3f\n",
+		       v->path, metric, size_label, *tags ? " " : "", tags, med,
+		       n, s[0], s[n - 1]);
+		v->n[k] = 0;
+	}
+	fflush(stdout);
+}
+
+static long read_long(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* New VMs go to the Rust path (1) or stay on the C path (0). */
+static void set_bind_vms(int on)
+{
+	FILE *f = fopen(BIND_VMS, "w");
+
+	if (!f) {
+		TEST_ASSERT(!on, "%s: %s (is kvm_dirty loaded?)", BIND_VMS,
+			    strerror(errno));
+		return;
+	}
+	fprintf(f, "%d\n", on);
+	TEST_ASSERT(fclose(f) == 0, "writing %s: %s", BIND_VMS, strerror(errno));
+}
+
+/*
+ * A VM, its vCPU, and the test slot of `bytes` with dirty logging; the
+ * binding is taken at creation, checked by the module's vms_bound counter.
+ */
+static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
+		      uint64_t manual)
+{
+	enum vm_mem_backing_src_type src = pretouch ? VM_MEM_SRC_ANONYMOUS_THP :
+						      VM_MEM_SRC_ANONYMOUS;
+	long bound;
+
+	set_bind_vms(v->rust);
+	bound = read_long(COUNTERS "vms_bound");
+	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, 0);
+	if (v->rust)
+		TEST_ASSERT(bound >= 0 && read_long(COUNTERS "vms_bound") == bound + 1,
+			    "Rust-path VM was not bound to kvm_dirty");
+	else
+		TEST_ASSERT(read_long(COUNTERS "vms_bound") == bound,
+			    "C-path VM was bound to kvm_dirty");
+	if (ring_bytes)
+		vm_enable_dirty_ring(v->vm, ring_bytes);
+	if (manual)
+		vm_enable_cap(v->vm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, manual);
+	v->vcpu = vm_vcpu_add(v->vm, 0, guest_code);
+	vm_userspace_mem_region_add(v->vm, src, GPA, SLOT, npages,
+				    KVM_MEM_LOG_DIRTY_PAGES);
+	virt_map_level(v->vm, GPA, GPA, bytes, PG_LEVEL_2M);
+	/*
+	 * Allocate the slot's memory up front (huge pages where THP can) so
+	 * the guest's first writes cost a KVM fault, not also a page
+	 * allocation: only the untimed guest phase gets faster.
+	 */
+	if (pretouch) {
+		uint8_t *hva = addr_gpa2hva(v->vm, GPA);
+
+		for (uint64_t off = 0; off < bytes; off += PAGE)
+			WRITE_ONCE(hva[off], 0);
+	}
+	g_npages = npages;
+	sync_global_to_guest(v->vm, g_npages);
+	v->bitmap = calloc(words, 8);
+	TEST_ASSERT(v->bitmap, "out of memory");
+	if (ring_bytes)
+		v->ring = vcpu_map_dirty_ring(v->vcpu);
+}
+
+/* The guest writes `count` pages from `first`, `stride` apart (mod npages). */
+static void guest_dirty(struct bvm *v, uint64_t first, uint64_t stride,
+			uint64_t count)
+{
+	struct ucall uc;
+
+	g_first = first;
+	g_stride = stride;
+	g_count = count;
+	g_pass++;
+	sync_global_to_guest(v->vm, g_first);
+	sync_global_to_guest(v->vm, g_stride);
+	sync_global_to_guest(v->vm, g_count);
+	sync_global_to_guest(v->vm, g_pass);
+	vcpu_run(v->vcpu);
+	TEST_ASSERT(get_ucall(v->vcpu, &uc) == UCALL_SYNC,
+		    "guest exit %d (%s), not a sync", v->vcpu->run->exit_reason,
+		    exit_reason_str(v->vcpu->run->exit_reason));
+}
+
+/* The VM to use first in step i: C and Rust take turns going first. */
+static struct bvm *turn(int i, int j)
+{
+	return &vms[nr_vms == 1 ? 0 : (i + j) % 2];
+}
+
+static uint64_t popcount(const uint64_t *bitmap)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < words; i++)
+		n += __builtin_popcountll(bitmap[i]);
+	return n;
+}
+
+static double time_get(struct bvm *v)
+{
+	struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = v->bitmap };
+	double t0 = now_us(), t1;
+	int r = __vm_ioctl(v->vm, KVM_GET_DIRTY_LOG, &log);
+
+	t1 = now_us();
+	TEST_ASSERT(!r, "KVM_GET_DIRTY_LOG: %d errno %d", r, errno);
+	v->calls[GET]++;
+	return t1 - t0;
+}
+
+static double time_clear(struct bvm *v, uint64_t first, uint32_t num)
+{
+	uint64_t ones = ~0ull;
+	struct kvm_clear_dirty_log log = {
+		.slot = SLOT, .first_page = first, .num_pages = num,
+		.dirty_bitmap = &ones,
+	};
+	double t0 = now_us(), t1;
+	int r = __vm_ioctl(v->vm, KVM_CLEAR_DIRTY_LOG, &log);
+
+	t1 = now_us();
+	TEST_ASSERT(!r, "KVM_CLEAR_DIRTY_LOG: %d errno %d", r, errno);
+	v->calls[CLEAR]++;
+	return t1 - t0;
+}
+
+/* Two clock reads back to back: a control, the same code on both sides. */
+static void bench_clock(void)
+{
+	for (int i = 0; i < 200; i++)
+		for (int j = 0; j < nr_vms; j++) {
+			double t0 = now_us();
+
+			add(turn(i, j), 0, now_us() - t0);
+		}
+	result(0, "clock_us", "");
+}
+
+static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps)
+{
+	char *list = strdup(dirty), *tok, *save, tags[64];
+
+	TEST_ASSERT(list, "out of memory");
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int pct = atoi(tok), n;
+		uint64_t stride = pct ? 100 / pct : 0, count = pct ? npages / stride : 0;
+
+		TEST_ASSERT(pct == 0 || pct == 1 || pct == 100, "dirty %d%%: 0, 1 or 100", pct);
+		n = pct == 0 ? zero_calls : pct == 1 ? reps : full_reps;
+		for (int i = 0; i < n; i++)
+			for (int j = 0; j < nr_vms; j++) {
+				struct bvm *v = turn(i, j);
+
+				if (pct)
+					guest_dirty(v, 0, stride, count);
+				add(v, 0, time_get(v));
+				TEST_ASSERT(popcount(v->bitmap) == count,
+					    "%s GET at %d%%: %lu pages dirty, want %lu",
+					    v->path, pct, popcount(v->bitmap), count);
+			}
+		snprintf(tags, sizeof(tags), "dirty=%d", pct);
+		result(0, "get_us", tags);
+	}
+	free(list);
+}
+
+static void bench_clear(uint64_t populate, int passes)
+{
+	uint64_t chunks = populate / 64, empty_first = npages - chunks * 64;
+	int i, j;
+
+	TEST_ASSERT(chunks && populate % 64 == 0 && populate * 2 <= npages,
+		    "-P %lu: a multiple of 64, at most half the slot", populate);
+
+	/* KVM_DIRTY_LOG_INITIALLY_SET: every bit is set, nothing protected. */
+	for (i = 0; i < 10; i++)
+		for (j = 0; j < nr_vms; j++) {
+			struct bvm *v = turn(i, j);
+
+			add(v, 0, time_get(v));
+			TEST_ASSERT(popcount(v->bitmap) == npages,
+				    "initially set: %lu of %lu bits",
+				    popcount(v->bitmap), npages);
+		}
+	result(0, "get_manual_us", "dirty=100");
+
+	for (int pass = 0; pass < passes; pass++) {
+		/* Present, writable, dirty: each CLEAR write-protects 64 pages. */
+		for (j = 0; j < nr_vms; j++)
+			guest_dirty(&vms[j], 0, 1, populate);
+		for (uint64_t c = 0; c < chunks; c++)
+			for (j = 0; j < nr_vms; j++) {
+				struct bvm *v = turn(c, j);
+
+				add(v, 0, time_clear(v, c * 64, 64));
+			}
+		/* Dirty bits (initially set) over pages never mapped. */
+		if (pass == 0)
+			for (uint64_t c = 0; c < chunks; c++)
+				for (j = 0; j < nr_vms; j++) {
+					struct bvm *v = turn(c, j);
+
+					add(v, 1, time_clear(v, empty_first + c * 64, 64));
+				}
+	}
+	result(0, "clear_us", "pages=64");
+	result(1, "clear_empty_us", "pages=64");
+}
+
+/* Marks every DIRTY entry from v->fetch on harvested; returns how many. */
+static uint32_t harvest(struct bvm *v, uint32_t entries)
+{
+	uint32_t n = 0;
+
+	for (;;) {
+		struct kvm_dirty_gfn *e = &v->ring[v->fetch % entries];
+
+		if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY))
+			return n;
+		TEST_ASSERT(e->slot == SLOT, "entry for slot %u", e->slot);
+		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+		v->fetch++;
+		n++;
+	}
+}
+
+static void bench_ring(uint32_t entries, uint64_t stride, int reps)
+{
+	uint32_t count = entries / 2;
+	char tags[64];
+
+	for (int i = 0; i < reps; i++)
+		for (int j = 0; j < nr_vms; j++) {
+			struct bvm *v = turn(i, j);
+			uint32_t n;
+			double t0, t1;
+			int r;
+
+			guest_dirty(v, 0, stride, count);
+			n = harvest(v, entries);
+			TEST_ASSERT(n == count, "ring: %u entries, want %u", n, count);
+			t0 = now_us();
+			r = __vm_ioctl(v->vm, KVM_RESET_DIRTY_RINGS, NULL);
+			t1 = now_us();
+			TEST_ASSERT(r == (int)n, "KVM_RESET_DIRTY_RINGS: %d (errno %d), want %u",
+				    r, errno, n);
+			v->calls[RESET]++;
+			add(v, 0, t1 - t0);
+			add(v, 1, n / ((t1 - t0) / 1e6));
+		}
+	snprintf(tags, sizeof(tags), "entries=%u stride=%lu", entries, stride);
+	result(0, "ring_reset_us", tags);
+	result(1, "ring_reset_eps", tags);
+}
+
+static void help(const char *name)
+{
+	fprintf(stderr,
+		"%s [-p c|rust|both] -m get|clear|ring -s SIZE [-T] [options]\n"
+		"  get:   -d 0,1,100 (dirty %%)  -z calls at 0%%  -n reps at 1%%  -N reps at 100%%\n"
+		"  clear: -P pages written (multiple of 64)  -n passes\n"
+		"  ring:  -e ring entries  -S page stride  -n reps\n", name);
+	exit(KSFT_FAIL);
+}
+
+int main(int argc, char *argv[])
+{
+	const char *mode = NULL, *dirty = "0,1", *paths = "both";
+	uint64_t bytes = 0, stride = 1, populate = 4096;
+	int reps = 10, full_reps = 1, zero_calls = 20, opt, i;
+	uint32_t entries = 4096;
+	long before[3], rust_calls[3] = { 0 };
+
+	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:T")) != -1) {
+		switch (opt) {
+		case 'p':
+			paths = optarg;
+			break;
+		case 'm':
+			mode = optarg;
+			break;
+		case 's':
+			bytes = parse_size(optarg);
+			break;
+		case 'd':
+			dirty = optarg;
+			break;
+		case 'z':
+			zero_calls = atoi_positive("-z", optarg);
+			break;
+		case 'n':
+			reps = atoi_positive("-n", optarg);
+			break;
+		case 'N':
+			full_reps = atoi_positive("-N", optarg);
+			break;
+		case 'P':
+			populate = atoi_positive("-P", optarg);
+			break;
+		case 'e':
+			entries = atoi_positive("-e", optarg);
+			break;
+		case 'S':
+			stride = atoi_positive("-S", optarg);
+			break;
+		case 'T':
+			pretouch = true;
+			break;
+		default:
+			help(argv[0]);
+		}
+	}
+	if (!mode || !bytes)
+		help(argv[0]);
+	if (strcmp(paths, "rust"))
+		vms[nr_vms++] = (struct bvm){ .path = "c" };
+	if (strcmp(paths, "c"))
+		vms[nr_vms++] = (struct bvm){ .path = "rust", .rust = true };
+	TEST_ASSERT(!strcmp(paths, "c") || !strcmp(paths, "rust") ||
+		    !strcmp(paths, "both"), "-p: c, rust or both");
+	TEST_ASSERT(bytes % (2ul << 20) == 0 && bytes <= (4ul << 30),
+		    "-s: a multiple of 2M, at most 4G");
+	npages = bytes / PAGE;
+	words = (npages + 63) / 64;
+	if (bytes % (1ul << 30) == 0)
+		snprintf(size_label, sizeof(size_label), "%luG", bytes >> 30);
+	else
+		snprintf(size_label, sizeof(size_label), "%luM", bytes >> 20);
+
+	if (!strcmp(mode, "get")) {
+		for (i = 0; i < nr_vms; i++)
+			create_vm(&vms[i], bytes, 0, 0);
+	} else if (!strcmp(mode, "clear")) {
+		TEST_REQUIRE(kvm_has_cap(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2));
+		for (i = 0; i < nr_vms; i++)
+			create_vm(&vms[i], bytes, 0, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
+				  KVM_DIRTY_LOG_INITIALLY_SET);
+	} else if (!strcmp(mode, "ring")) {
+		TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING));
+		TEST_ASSERT(entries >= 1024 && !(entries & (entries - 1)),
+			    "-e: a power of two, at least 1024");
+		for (i = 0; i < nr_vms; i++)
+			create_vm(&vms[i], bytes, entries * sizeof(struct kvm_dirty_gfn), 0);
+	} else {
+		help(argv[0]);
+	}
+
+	for (i = 0; i < 3; i++)
+		before[i] = read_long(counter[i]);
+	if (!strcmp(mode, "get")) {
+		bench_clock();
+		bench_get(dirty, zero_calls, reps, full_reps);
+	} else if (!strcmp(mode, "clear")) {
+		bench_clear(populate, reps);
+	} else {
+		bench_ring(entries, stride, reps);
+	}
+	/* Every call of the Rust VM, and none of the C VM's, reached Rust. */
+	for (i = 0; i < nr_vms; i++)
+		if (vms[i].rust)
+			memcpy(rust_calls, vms[i].calls, sizeof(rust_calls));
+	for (i = 0; i < 3; i++)
+		TEST_ASSERT(read_long(counter[i]) - before[i] == rust_calls[i],
+			    "%s moved by %ld, the Rust VM made %ld such calls",
+			    counter[i], read_long(counter[i]) - before[i], rust_calls[i]);
+	for (i = 0; i < nr_vms; i++)
+		kvm_vm_free(vms[i].vm);
+	return 0;
+}

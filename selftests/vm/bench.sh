@@ -1,0 +1,152 @@
+#!/bin/sh
+# bench.sh CLASS [ROUNDS] [SET]: the workloads of `make bench` (scripts/bench).
+#
+# Each workload runs on KVM's C path (bind_vms=0) and on the Rust path
+# (bind_vms=1), interleaved C Rust C Rust ..., ROUNDS times (default 3), so
+# that drift on a shared host hits both paths alike: dirty_bench alternates
+# call by call between a C-path and a Rust-path VM of one process, the
+# upstream dirty_log_perf_test alternates whole runs.  Every run checks
+# through the module's counters that the path it claims really served it.
+# Output: RESULT lines (see selftests/dirty_bench.c) with round= and path=,
+# read by tools/bench/report.py.
+#
+# CLASS: info | get | clear | ring | perf.  SET: full (default) or quick (a
+# smoke test of the whole chain in a minute or two).
+. /tests/lib.sh
+set -o pipefail
+class=$1 rounds=${2:-3} set=${3:-full}
+
+# ab FN ARGS...: FN PATH ROUND ARGS... for each round, C first, then Rust.
+ab() {
+	fn=$1
+	shift
+	r=1
+	while [ "$r" -le "$rounds" ]; do
+		for p in c rust; do
+			$fn "$p" "$r" "$@" || fail "$fn $p round $r: $*"
+		done
+		r=$((r + 1))
+	done
+}
+
+# check_served PATH COUNTER: after a run, the Rust path moved COUNTER and
+# bound the VM; the C path moved none of the module's counters.
+check_served() {
+	if [ "$1" = rust ]; then
+		[ "$(delta before "$2")" -gt 0 ] || fail "Rust path: $2 did not move"
+		[ "$(delta before vms_bound)" -gt 0 ] || fail "Rust path: no VM bound"
+	else
+		for k in vms_bound get_dirty_log clear_dirty_log ring_resets ring_pushes bitmap_marks; do
+			[ "$(delta before $k)" = 0 ] || fail "C path: $k moved"
+		done
+	fi
+}
+
+# db ARGS...: dirty_bench, ROUNDS times.  Each run holds a C-path and a
+# Rust-path VM and alternates every timed call between them; it checks the
+# binding and that the Rust path served exactly the Rust VM's calls.
+db() {
+	r=1
+	while [ "$r" -le "$rounds" ]; do
+		/tests/dirty_bench "$@" | sed "s/^RESULT /RESULT round=$r /" ||
+			fail "dirty_bench round $r: $*"
+		r=$((r + 1))
+	done
+}
+
+# perf PATH ROUND TAGS ARGS...: upstream dirty_log_perf_test; its summary
+# lines become RESULT lines in microseconds: perf_enable_us ("Enabling dirty
+# logging time"), perf_dirty_us (mean "dirty memory time" of iterations 2..,
+# iteration 1 differs: with KVM_DIRTY_LOG_INITIALLY_SET nothing faults),
+# perf_get_us and perf_clear_us (the "Avg" of "Get/Clear dirty log over").
+perf() {
+	p=$1 r=$2 tags=$3
+	shift 3
+	[ "$p" = rust ] && bind_vms 1 || bind_vms 0
+	snap before
+	/tests/dirty_log_perf_test "$@" > /tmp/perf.out 2>&1 ||
+		{ cat /tmp/perf.out; return 1; }
+	bind_vms 1
+	sed 's/^/# /' /tmp/perf.out | grep -E 'time:|took'
+	awk -v pre="RESULT round=$r path=$p" -v tags="$tags" '
+		function us(s) { sub(/s.*$/, "", s); return s * 1e6 }
+		function out(m, v) { printf "%s metric=%s %s value=%.3f n=1 min=%.3f max=%.3f\n", pre, m, tags, v, v, v }
+		/^Enabling dirty logging time:/ { out("perf_enable_us", us($5)) }
+		/^Iteration [0-9]+ dirty memory time:/ && $2 >= 2 { dsum += us($6); dn++ }
+		/^Get dirty log over/ { out("perf_get_us", us($10)) }
+		/^Clear dirty log over/ { out("perf_clear_us", us($10)) }
+		END { if (dn) out("perf_dirty_us", dsum / dn) }' /tmp/perf.out
+	check_served "$p" get_dirty_log
+}
+
+info() {
+	echo "BENCHINFO kernel=$(uname -r) cpus=$(nproc)" \
+		"mem_kb=$(awk '/MemTotal/ { print $2 }' /proc/meminfo)" \
+		"clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)" \
+		"npt=$(cat /sys/module/kvm_amd/parameters/npt)" \
+		"tdp_mmu=$(cat /sys/module/kvm/parameters/tdp_mmu)"
+	echo "BENCHINFO cmdline=$(cat /proc/cmdline | tr ' ' ',')"
+	# Did the debug-overhead switches of scripts/bench take effect?
+	pl=$(cat /sys/module/lockdep/parameters/prove_locking 2>/dev/null || echo absent)
+	if dmesg | grep -q 'kmemleak: Kernel memory leak detector disabled'; then
+		km=off
+	elif [ -e /sys/kernel/debug/kmemleak ]; then
+		km=on
+	else
+		km=absent
+	fi
+	echo "BENCHINFO prove_locking=$pl kmemleak=$km"
+	echo "BENCHINFO thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled | tr ' ' ',')"
+}
+
+# The workloads, per class; quick runs the first of each.  GET without
+# manual protect: 100 % dirty only up to 1G (every page written costs the
+# guest a nested-TCG write fault), -T to pre-allocate the slot (not at 4G,
+# where 1 % dirty pages every 400K would allocate all of it).
+get_all() {
+	db -m get -s 64M -d 0,1,100 -n 10 -N 3 -T
+	[ "$set" = quick ] && return
+	db -m get -s 256M -d 0,1,100 -n 10 -N 1 -T
+	db -m get -s 1G -d 0,1,100 -n 5 -N 1 -T
+	db -m get -s 4G -d 0,1 -n 5
+}
+
+clear_all() {
+	for s in 64M 256M 1G 4G; do
+		db -m clear -s "$s" -P 4096 -n 2
+		[ "$set" = quick ] && return
+	done
+}
+
+ring_all() {
+	for e in 1024:10 4096:5 16384:3; do
+		for stride in 1 67; do
+			db -m ring -s 1G -e "${e%:*}" -S "$stride" -n "${e#*:}"
+		done
+		[ "$set" = quick ] && return
+	done
+}
+
+# anonymous_thp: populating 1G page by page would take minutes here; huge
+# pages are split once dirty logging starts, so GET, CLEAR and the dirtying
+# iterations work on 4K pages as with plain anonymous memory.
+perf_all() {
+	thp="-s anonymous_thp"
+	ab perf "size=64M mode=manual vcpus=1 write=100" -b 64M -i 3 $thp
+	ab perf "size=64M mode=nomanual vcpus=1 write=100" -b 64M -i 3 -g $thp
+	[ "$set" = quick ] && return
+	ab perf "size=256M mode=manual vcpus=1 write=100" -b 256M -i 2 $thp
+	ab perf "size=256M mode=nomanual vcpus=1 write=100" -b 256M -i 2 -g $thp
+	ab perf "size=1G mode=manual vcpus=1 write=10" -b 1G -i 2 -w 10 $thp
+	ab perf "size=128M mode=manual vcpus=2 write=100" -b 64M -v 2 -i 3 $thp
+}
+
+case $set in full | quick) ;; *) fail "unknown set $set" ;; esac
+case $class in
+info) info ;;
+get) get_all ;;
+clear) clear_all ;;
+ring) ring_all ;;
+perf) perf_all ;;
+*) fail "unknown class $class" ;;
+esac

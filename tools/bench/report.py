@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turn the console of a `make bench` VM run into tables and a plot.
+
+    report.py --console out/bench/console.log --out out/bench [--wall SECS]
+
+Reads the RESULT lines of selftests/vm/bench.sh (one per metric, path and
+round; value = that run's median) and writes, in --out:
+
+  raw.csv              every RESULT line
+  results.csv          per case: C and Rust medians over the rounds, the
+                       Rust/C ratio, the spread of each path
+  results.md           the same as a Markdown table, with the run's settings
+  latency_vs_size.png  latency against guest memory size, C vs Rust
+
+Ratios are "Rust/C time": above 1 means Rust is slower.  For throughputs
+(*_eps) that is C/Rust.
+"""
+import argparse
+import csv
+import datetime
+import os
+import re
+import statistics
+import sys
+
+META = ("round", "path", "metric", "size", "value", "n", "min", "max")
+# Table order; ring_reset_us is in raw.csv and the plot (its throughput,
+# ring_reset_eps, is in the table).
+ORDER = ["get_us", "get_manual_us", "clear_us", "clear_empty_us",
+         "ring_reset_eps", "perf_get_us", "perf_clear_us", "perf_dirty_us",
+         "perf_enable_us", "clock_us"]
+DESCR = {
+    "get_us": "GET_DIRTY_LOG, us/call",
+    "get_manual_us": "GET_DIRTY_LOG manual protect, us/call",
+    "clear_us": "CLEAR_DIRTY_LOG 64 written pages, us/call",
+    "clear_empty_us": "CLEAR_DIRTY_LOG 64 unmapped pages, us/call",
+    "ring_reset_eps": "RESET_DIRTY_RINGS, entries/s",
+    "ring_reset_us": "RESET_DIRTY_RINGS, us/call",
+    "perf_get_us": "perf_test GET avg, us",
+    "perf_clear_us": "perf_test CLEAR avg, us",
+    "perf_dirty_us": "perf_test dirty memory time, us",
+    "perf_enable_us": "perf_test enable logging, us",
+    "clock_us": "two clock_gettime (control), us",
+}
+
+
+def size_mib(s):
+    m = re.fullmatch(r"(\d+)([MG])", s or "")
+    if not m:
+        return 0
+    return int(m.group(1)) * (1024 if m.group(2) == "G" else 1)
+
+
+def parse(console):
+    rows, info = [], []
+    for line in open(console, errors="replace"):
+        line = line.strip()
+        if line.startswith("BENCHINFO "):
+            info.append(line[len("BENCHINFO "):])
+        if not line.startswith("RESULT "):
+            continue
+        kv = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+        if not all(k in kv for k in ("round", "path", "metric", "value")):
+            continue
+        tags = " ".join(f"{k}={v}" for k, v in kv.items() if k not in META)
+        rows.append({"metric": kv["metric"], "size": kv.get("size", ""),
+                     "tags": tags, "path": kv["path"],
+                     "round": int(kv["round"]), "value": float(kv["value"]),
+                     "n": kv.get("n", ""), "min": kv.get("min", ""),
+                     "max": kv.get("max", "")})
+    return rows, info
+
+
+def is_rate(metric):
+    return metric.endswith("_eps")
+
+
+def summarize(rows):
+    cases = {}
+    for r in rows:
+        key = (r["metric"], r["tags"], r["size"])
+        cases.setdefault(key, {"c": {}, "rust": {}})[r["path"]][r["round"]] = r["value"]
+    out = []
+    for (metric, tags, size), by in cases.items():
+        c, rust = list(by["c"].values()), list(by["rust"].values())
+        if not c or not rust:
+            continue
+        cm, rm = statistics.median(c), statistics.median(rust)
+        if is_rate(metric):
+            ratio = cm / rm if rm else float("nan")
+            paired = [by["c"][k] / by["rust"][k] for k in by["c"] if k in by["rust"] and by["rust"][k]]
+        else:
+            ratio = rm / cm if cm else float("nan")
+            paired = [by["rust"][k] / by["c"][k] for k in by["c"] if k in by["rust"] and by["c"][k]]
+        out.append({
+            "metric": metric, "tags": tags, "size": size,
+            "c_median": cm, "rust_median": rm, "ratio": ratio,
+            "ratio_min": min(paired) if paired else float("nan"),
+            "ratio_max": max(paired) if paired else float("nan"),
+            "c_spread_pct": 100 * (max(c) - min(c)) / cm if cm else float("nan"),
+            "rust_spread_pct": 100 * (max(rust) - min(rust)) / rm if rm else float("nan"),
+            "rounds": min(len(c), len(rust)),
+        })
+
+    def order(s):
+        m = ORDER.index(s["metric"]) if s["metric"] in ORDER else len(ORDER)
+        return (m, s["tags"], size_mib(s["size"]))
+    return sorted(out, key=order)
+
+
+def fmt(v, metric):
+    if is_rate(metric):
+        return f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k"
+    return f"{v:.4g}"
+
+
+def write_csv(path, rows, fields):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in fields})
+
+
+def write_md(path, summary, info, wall, rounds):
+    with open(path, "w") as f:
+        f.write(f"# make bench: Rust/C, {datetime.date.today()}\n\n")
+        for i in info:
+            f.write(f"- {i}\n")
+        f.write(f"- rounds: {rounds} (C and Rust interleaved)")
+        if wall:
+            f.write(f"; wall time of the run: {wall} s")
+        f.write("\n\nRust/C is a time ratio (for entries/s: C/Rust): above 1 means Rust is "
+                "slower; rows above 1.05 in bold.  Per-round: the range of the ratio of "
+                "each round's pair.  Spread: (max - min) / median over the rounds.\n\n")
+        f.write("| metric | case | size | C median | Rust median | Rust/C | per-round | "
+                "C spread | Rust spread |\n|---|---|---|---:|---:|---:|---|---:|---:|\n")
+        for s in summary:
+            if s["metric"] == "ring_reset_us":
+                continue
+            ratio = f"{s['ratio']:.3f}"
+            if s["ratio"] > 1.05:
+                ratio = f"**{ratio}**"
+            f.write(f"| {DESCR.get(s['metric'], s['metric'])} | {s['tags']} | {s['size']} | "
+                    f"{fmt(s['c_median'], s['metric'])} | {fmt(s['rust_median'], s['metric'])} | "
+                    f"{ratio} | {s['ratio_min']:.2f}-{s['ratio_max']:.2f} | "
+                    f"{s['c_spread_pct']:.0f}% | {s['rust_spread_pct']:.0f}% |\n")
+
+
+def plot(path, rows):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def series(metric, where=lambda r: True, x=lambda r: size_mib(r["size"])):
+        """{(tags, path): {x: [values over rounds]}} for one metric."""
+        out = {}
+        for r in rows:
+            if r["metric"] == metric and where(r):
+                out.setdefault((r["tags"], r["path"]), {}).setdefault(x(r), []).append(r["value"])
+        return out
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(2, 3, figsize=(18, 10.5))
+
+    def draw(ax, groups, label, color):
+        for path, style, marker in (("c", "-", "o"), ("rust", "--", "x")):
+            pts = groups.get(path)
+            if not pts:
+                continue
+            xs = sorted(pts)
+            med = [statistics.median(pts[x]) for x in xs]
+            lo = [m - min(pts[x]) for m, x in zip(med, xs)]
+            hi = [max(pts[x]) - m for m, x in zip(med, xs)]
+            ax.errorbar(xs, med, yerr=[lo, hi], fmt=style, marker=marker, color=color,
+                        capsize=3, label=f"{label} {'C' if path == 'c' else 'Rust'}")
+
+    def panel(ax, title, specs, xlabel="guest memory of the slot / test (MiB)"):
+        i = 0
+        for metric, where, label_of, x in specs:
+            byt = {}
+            for (tags, path), pts in series(metric, where, x).items():
+                byt.setdefault(label_of(tags), {})[path] = pts
+            for label, groups in sorted(byt.items()):
+                draw(ax, groups, label, colors[i % len(colors)])
+                i += 1
+        ax.set_title(title, fontsize=11)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("microseconds (median, bars: min-max of rounds)")
+        ax.grid(True, which="both", alpha=0.3)
+        if i:
+            ax.legend(fontsize=8)
+
+    size = lambda r: size_mib(r["size"])
+    anyr = lambda r: True
+    panel(axes[0][0], "KVM_GET_DIRTY_LOG per call (dirty_bench)", [
+        ("get_us", anyr, lambda t: f"{t.replace('dirty=', '')}% dirty", size),
+        ("get_manual_us", anyr, lambda t: "manual protect, all set", size)])
+    panel(axes[0][1], "KVM_CLEAR_DIRTY_LOG per 64-page chunk (dirty_bench)", [
+        ("clear_us", anyr, lambda t: "written pages", size),
+        ("clear_empty_us", anyr, lambda t: "never-mapped pages", size)])
+    panel(axes[0][2], "KVM_RESET_DIRTY_RINGS per call (dirty_bench, 1G slot)", [
+        ("ring_reset_us", anyr,
+         lambda t: "stride " + re.search(r"stride=(\d+)", t).group(1) + " pages",
+         lambda r: int(re.search(r"entries=(\d+)", r["tags"]).group(1)) // 2)],
+        xlabel="entries harvested and reset per call (ring size / 2)")
+
+    def perf_label(t):
+        kv = dict(f.split("=") for f in t.split())
+        lab = "manual" if kv.get("mode") == "manual" else "-g"
+        if kv.get("vcpus", "1") != "1":
+            lab += f", {kv['vcpus']} vCPUs"
+        if kv.get("write", "100") != "100":
+            lab += f", -w {kv['write']}"
+        return lab
+    panel(axes[1][0], "dirty_log_perf_test: GET and CLEAR, avg per iteration", [
+        ("perf_get_us", anyr, lambda t: "GET " + perf_label(t), size),
+        ("perf_clear_us", anyr, lambda t: "CLEAR " + perf_label(t), size)])
+    panel(axes[1][1], "dirty_log_perf_test: dirty memory time (write faults,\n"
+          "mark_page_dirty) and enabling dirty logging", [
+        ("perf_dirty_us", anyr, lambda t: "dirty " + perf_label(t), size),
+        ("perf_enable_us", anyr, lambda t: "enable " + perf_label(t), size)])
+
+    # Ratios of the dirty_bench metrics against size.
+    ax = axes[1][2]
+    summ = summarize(rows)
+    i = 0
+    for metric, lab in (("get_us", "GET"), ("get_manual_us", "GET manual"),
+                        ("clear_us", "CLEAR written"), ("clear_empty_us", "CLEAR unmapped"),
+                        ("perf_get_us", "perf GET"), ("perf_clear_us", "perf CLEAR")):
+        groups = {}
+        for s in summ:
+            if s["metric"] == metric:
+                groups.setdefault(s["tags"], []).append((size_mib(s["size"]), s["ratio"]))
+        for tags, pts in sorted(groups.items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    color=colors[i % len(colors)], label=f"{lab} {tags}")
+            i += 1
+    ax.axhspan(0.95, 1.05, color="grey", alpha=0.2, label="within 5 %")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_title("Rust/C time ratio of the medians (above 1: Rust slower)", fontsize=11)
+    ax.set_xlabel("guest memory of the slot / test (MiB)")
+    ax.set_ylabel("Rust / C")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+
+    fig.suptitle("kvm_dirty.ko (Rust) vs KVM's C paths, same VM boot, nested QEMU TCG "
+                 "(absolute times are TCG times: compare C with Rust)", fontsize=13)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=90)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--console", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--wall", type=int, default=0)
+    a = ap.parse_args()
+    rows, info = parse(a.console)
+    if not rows:
+        print(f"report: no RESULT lines in {a.console}", file=sys.stderr)
+        return 1
+    os.makedirs(a.out, exist_ok=True)
+    write_csv(os.path.join(a.out, "raw.csv"), rows,
+              ["metric", "size", "tags", "path", "round", "value", "n", "min", "max"])
+    summary = summarize(rows)
+    write_csv(os.path.join(a.out, "results.csv"), summary,
+              ["metric", "tags", "size", "c_median", "rust_median", "ratio", "ratio_min",
+               "ratio_max", "c_spread_pct", "rust_spread_pct", "rounds"])
+    rounds = max(r["round"] for r in rows)
+    write_md(os.path.join(a.out, "results.md"), summary, info, a.wall, rounds)
+    plot(os.path.join(a.out, "latency_vs_size.png"), rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
