@@ -71,15 +71,21 @@ static inline int kd_nr_address_spaces(void)
 	return n < 1 ? 1 : n;
 }
 
-/* A VM with a dirty ring, or -1 if the kernel has none. */
+/*
+ * A VM with a dirty ring, or -1 if the kernel has none.  Weakly ordered
+ * architectures (arm64) offer only the acquire/release flavour.
+ */
 static inline int kd_create_ring_vm(void)
 {
+	uint32_t cap = KVM_CAP_DIRTY_LOG_RING_ACQ_REL;
 	int vm;
 
-	if (ioctl(kd_kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DIRTY_LOG_RING) <= 0)
+	if (ioctl(kd_kvm_fd, KVM_CHECK_EXTENSION, cap) <= 0)
+		cap = KVM_CAP_DIRTY_LOG_RING;
+	if (ioctl(kd_kvm_fd, KVM_CHECK_EXTENSION, cap) <= 0)
 		return -1;
 	vm = kd_create_vm();
-	kd_enable_cap(vm, KVM_CAP_DIRTY_LOG_RING, 65536);
+	kd_enable_cap(vm, cap, 65536);
 	return vm;
 }
 

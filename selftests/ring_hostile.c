@@ -111,7 +111,8 @@ int main(void)
 	int r, max;
 
 	ksft_print_header();
-	TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING));
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING) ||
+		     kvm_has_cap(KVM_CAP_DIRTY_LOG_RING_ACQ_REL));
 	ksft_set_plan(6);
 	srandom(1234);
 
