@@ -105,7 +105,7 @@ info() {
 # where 1 % dirty pages every 400K would allocate all of it).
 get_all() {
 	db -m get -s 64M -d 0,1,100 -n 10 -N 3 -T
-	[ "$set" = quick ] && return
+	if [ "$set" = quick ]; then return 0; fi
 	db -m get -s 256M -d 0,1,100 -n 10 -N 1 -T
 	db -m get -s 1G -d 0,1,100 -n 5 -N 1 -T
 	db -m get -s 4G -d 0,1 -n 5
@@ -114,7 +114,7 @@ get_all() {
 clear_all() {
 	for s in 64M 256M 1G 4G; do
 		db -m clear -s "$s" -P 4096 -n 2
-		[ "$set" = quick ] && return
+		if [ "$set" = quick ]; then return 0; fi
 	done
 }
 
@@ -123,7 +123,7 @@ ring_all() {
 		for stride in 1 67; do
 			db -m ring -s 1G -e "${e%:*}" -S "$stride" -n "${e#*:}"
 		done
-		[ "$set" = quick ] && return
+		if [ "$set" = quick ]; then return 0; fi
 	done
 }
 
@@ -134,7 +134,7 @@ perf_all() {
 	thp="-s anonymous_thp"
 	ab perf "size=64M mode=manual vcpus=1 write=100" -b 64M -i 3 $thp
 	ab perf "size=64M mode=nomanual vcpus=1 write=100" -b 64M -i 3 -g $thp
-	[ "$set" = quick ] && return
+	if [ "$set" = quick ]; then return 0; fi
 	ab perf "size=256M mode=manual vcpus=1 write=100" -b 256M -i 2 $thp
 	ab perf "size=256M mode=nomanual vcpus=1 write=100" -b 256M -i 2 -g $thp
 	ab perf "size=1G mode=manual vcpus=1 write=10" -b 1G -i 2 -w 10 $thp

@@ -29,4 +29,10 @@ want_gt() {
 	echo "ok: $1 = $2 (> $3)"
 }
 
+# want_ge WHAT GOT MIN
+want_ge() {
+	[ "$2" -ge "$3" ] || fail "$1: got $2, want >= $3"
+	echo "ok: $1 = $2 (>= $3)"
+}
+
 bind_vms() { echo "$1" > /sys/module/kvm_dirty/parameters/bind_vms; }
