@@ -23,6 +23,7 @@
  *   -T        back the slot with THP and touch it all from the host first:
  *             the guest's first writes then cost less (untimed).
  *   -p        c, rust or both (default).
+ *   -r        the round: odd rounds start with C, even ones with Rust.
  *
  * The test slot (-s bytes, up to 4G) is at guest physical 4 GiB, identity
  * mapped with 2M guest pages; dirty logging is on from its creation.
@@ -92,6 +93,7 @@ static int nr_vms;
 static char size_label[32];
 static uint64_t npages, words;
 static bool pretouch;
+static int round_nr = 1;
 
 static double now_us(void)
 {
@@ -230,10 +232,13 @@ static void guest_dirty(struct bvm *v, uint64_t first, uint64_t stride,
 		    exit_reason_str(v->vcpu->run->exit_reason));
 }
 
-/* The VM to use first in step i: C and Rust take turns going first. */
+/*
+ * The j-th VM to use in step i: C and Rust take turns going first, and
+ * which starts alternates with the round (-r), for steps done once.
+ */
 static struct bvm *turn(int i, int j)
 {
-	return &vms[nr_vms == 1 ? 0 : (i + j) % 2];
+	return &vms[nr_vms == 1 ? 0 : (i + j + round_nr + 1) % 2];
 }
 
 static uint64_t popcount(const uint64_t *bitmap)
@@ -296,6 +301,8 @@ static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps
 
 		TEST_ASSERT(pct == 0 || pct == 1 || pct == 100, "dirty %d%%: 0, 1 or 100", pct);
 		n = pct == 0 ? zero_calls : pct == 1 ? reps : full_reps;
+		if (pct == 0)
+			bench_clock();
 		for (int i = 0; i < n; i++)
 			for (int j = 0; j < nr_vms; j++) {
 				struct bvm *v = turn(i, j);
@@ -405,7 +412,7 @@ static void bench_ring(uint32_t entries, uint64_t stride, int reps)
 static void help(const char *name)
 {
 	fprintf(stderr,
-		"%s [-p c|rust|both] -m get|clear|ring -s SIZE [-T] [options]\n"
+		"%s [-p c|rust|both] [-r round] -m get|clear|ring -s SIZE [-T] [options]\n"
 		"  get:   -d 0,1,100 (dirty %%)  -z calls at 0%%  -n reps at 1%%  -N reps at 100%%\n"
 		"  clear: -P pages written (multiple of 64)  -n passes\n"
 		"  ring:  -e ring entries  -S page stride  -n reps\n", name);
@@ -420,7 +427,7 @@ int main(int argc, char *argv[])
 	uint32_t entries = 4096;
 	long before[3], rust_calls[3] = { 0 };
 
-	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:T")) != -1) {
+	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:Tr:")) != -1) {
 		switch (opt) {
 		case 'p':
 			paths = optarg;
@@ -454,6 +461,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'T':
 			pretouch = true;
+			break;
+		case 'r':
+			round_nr = atoi_positive("-r", optarg);
 			break;
 		default:
 			help(argv[0]);
@@ -496,14 +506,12 @@ int main(int argc, char *argv[])
 
 	for (i = 0; i < 3; i++)
 		before[i] = read_long(counter[i]);
-	if (!strcmp(mode, "get")) {
-		bench_clock();
+	if (!strcmp(mode, "get"))
 		bench_get(dirty, zero_calls, reps, full_reps);
-	} else if (!strcmp(mode, "clear")) {
+	else if (!strcmp(mode, "clear"))
 		bench_clear(populate, reps);
-	} else {
+	else
 		bench_ring(entries, stride, reps);
-	}
 	/* Every call of the Rust VM, and none of the C VM's, reached Rust. */
 	for (i = 0; i < nr_vms; i++)
 		if (vms[i].rust)

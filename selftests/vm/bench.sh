@@ -2,11 +2,12 @@
 # bench.sh CLASS [ROUNDS] [SET]: the workloads of `make bench` (scripts/bench).
 #
 # Each workload runs on KVM's C path (bind_vms=0) and on the Rust path
-# (bind_vms=1), interleaved C Rust C Rust ..., ROUNDS times (default 3), so
-# that drift on a shared host hits both paths alike: dirty_bench alternates
-# call by call between a C-path and a Rust-path VM of one process, the
-# upstream dirty_log_perf_test alternates whole runs.  Every run checks
-# through the module's counters that the path it claims really served it.
+# (bind_vms=1), interleaved C Rust C Rust ..., ROUNDS times (default 3; the
+# cheap dirty_bench cases ROUNDS + 2), so that drift on a shared host hits
+# both paths alike: dirty_bench alternates call by call between a C-path and
+# a Rust-path VM of one process, the upstream dirty_log_perf_test alternates
+# whole runs.  Every run checks through the module's counters that the path
+# it claims really served it.
 # Output: RESULT lines (see selftests/dirty_bench.c) with round= and path=,
 # read by tools/bench/report.py.
 #
@@ -16,13 +17,15 @@
 set -o pipefail
 class=$1 rounds=${2:-3} set=${3:-full}
 
-# ab FN ARGS...: FN PATH ROUND ARGS... for each round, C first, then Rust.
+# ab FN ARGS...: FN PATH ROUND ARGS... for each round, both paths; odd
+# rounds run C first, even ones Rust first, so neither always runs second.
 ab() {
 	fn=$1
 	shift
 	r=1
 	while [ "$r" -le "$rounds" ]; do
-		for p in c rust; do
+		if [ $((r % 2)) = 1 ]; then order="c rust"; else order="rust c"; fi
+		for p in $order; do
 			$fn "$p" "$r" "$@" || fail "$fn $p round $r: $*"
 		done
 		r=$((r + 1))
@@ -42,13 +45,15 @@ check_served() {
 	fi
 }
 
-# db ARGS...: dirty_bench, ROUNDS times.  Each run holds a C-path and a
-# Rust-path VM and alternates every timed call between them; it checks the
-# binding and that the Rust path served exactly the Rust VM's calls.
+# db N ARGS...: dirty_bench, N rounds.  Each run holds a C-path and a
+# Rust-path VM and alternates every timed call between them (-r: which goes
+# first); it checks the binding and that the Rust path served exactly the
+# Rust VM's calls.
 db() {
-	r=1
-	while [ "$r" -le "$rounds" ]; do
-		/tests/dirty_bench "$@" | sed "s/^RESULT /RESULT round=$r /" ||
+	n=$1 r=1
+	shift
+	while [ "$r" -le "$n" ]; do
+		/tests/dirty_bench -r "$r" "$@" | sed "s/^RESULT /RESULT round=$r /" ||
 			fail "dirty_bench round $r: $*"
 		r=$((r + 1))
 	done
@@ -99,21 +104,32 @@ info() {
 	echo "BENCHINFO thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled | tr ' ' ',')"
 }
 
-# The workloads, per class; quick runs the first of each.  GET without
-# manual protect: 100 % dirty only up to 1G (every page written costs the
-# guest a nested-TCG write fault), -T to pre-allocate the slot (not at 4G,
-# where 1 % dirty pages every 400K would allocate all of it).
+# The workloads, per class; quick runs the first of each.  The cheap
+# dirty_bench cases get 2 more rounds than the expensive ones ($rounds):
+# call-by-call alternation makes them precise, but some effects are per VM
+# instance, and more instances average them out.
+#
+# GET without manual protect: 100 % dirty only up to 1G, where every page
+# the guest writes costs a nested-TCG write fault; -T pre-allocates the slot
+# (not at 4G: 1 % of the pages, every 400K, would allocate all of it).
 get_all() {
-	db -m get -s 64M -d 0,1,100 -n 10 -N 3 -T
-	if [ "$set" = quick ]; then return 0; fi
-	db -m get -s 256M -d 0,1,100 -n 10 -N 1 -T
-	db -m get -s 1G -d 0,1,100 -n 5 -N 1 -T
-	db -m get -s 4G -d 0,1 -n 5
+	many=$((rounds + 2))
+	db "$many" -m get -s 64M -d 0,1 -n 10
+	if [ "$set" = quick ]; then
+		db "$rounds" -m get -s 64M -d 100 -N 2 -T
+		return 0
+	fi
+	db "$many" -m get -s 256M -d 0,1 -n 10
+	db "$many" -m get -s 1G -d 0,1 -n 5
+	db "$many" -m get -s 4G -d 0,1 -n 3
+	db "$rounds" -m get -s 64M -d 100 -N 2 -T
+	db "$rounds" -m get -s 256M -d 100 -N 1 -T
+	db "$rounds" -m get -s 1G -d 100 -N 1 -T
 }
 
 clear_all() {
 	for s in 64M 256M 1G 4G; do
-		db -m clear -s "$s" -P 4096 -n 2
+		db $((rounds + 2)) -m clear -s "$s" -P 4096 -n 2
 		if [ "$set" = quick ]; then return 0; fi
 	done
 }
@@ -121,23 +137,24 @@ clear_all() {
 ring_all() {
 	for e in 1024:10 4096:5 16384:3; do
 		for stride in 1 67; do
-			db -m ring -s 1G -e "${e%:*}" -S "$stride" -n "${e#*:}"
+			db $((rounds + 2)) -m ring -s 1G -e "${e%:*}" -S "$stride" -n "${e#*:}"
 		done
 		if [ "$set" = quick ]; then return 0; fi
 	done
 }
 
-# anonymous_thp: populating 1G page by page would take minutes here; huge
-# pages are split once dirty logging starts, so GET, CLEAR and the dirtying
-# iterations work on 4K pages as with plain anonymous memory.
+# anonymous_thp: populating the memory page by page would take minutes
+# here; huge pages are split once dirty logging starts, so GET, CLEAR and the
+# dirtying iterations work on 4K pages as with plain anonymous memory.  1G:
+# -w 10 (each page written with 10 % probability) and no manual protect,
+# where a whole 1G pass of write faults would take a minute per run.
 perf_all() {
 	thp="-s anonymous_thp"
 	ab perf "size=64M mode=manual vcpus=1 write=100" -b 64M -i 3 $thp
 	ab perf "size=64M mode=nomanual vcpus=1 write=100" -b 64M -i 3 -g $thp
 	if [ "$set" = quick ]; then return 0; fi
 	ab perf "size=256M mode=manual vcpus=1 write=100" -b 256M -i 2 $thp
-	ab perf "size=256M mode=nomanual vcpus=1 write=100" -b 256M -i 2 -g $thp
-	ab perf "size=1G mode=manual vcpus=1 write=10" -b 1G -i 2 -w 10 $thp
+	ab perf "size=1G mode=nomanual vcpus=1 write=10" -b 1G -i 2 -g -w 10 $thp
 	ab perf "size=128M mode=manual vcpus=2 write=100" -b 64M -v 2 -i 3 $thp
 }
 

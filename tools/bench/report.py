@@ -112,7 +112,7 @@ def summarize(rows):
 def fmt(v, metric):
     if is_rate(metric):
         return f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k"
-    return f"{v:.4g}"
+    return f"{v:,.0f}" if v >= 1000 else f"{v:.4g}"
 
 
 def write_csv(path, rows, fields):
@@ -128,14 +128,14 @@ def write_md(path, summary, info, wall, rounds):
         f.write(f"# make bench: Rust/C, {datetime.date.today()}\n\n")
         for i in info:
             f.write(f"- {i}\n")
-        f.write(f"- rounds: {rounds} (C and Rust interleaved)")
+        f.write(f"- rounds: up to {rounds} per case (column n), C and Rust interleaved")
         if wall:
             f.write(f"; wall time of the run: {wall} s")
         f.write("\n\nRust/C is a time ratio (for entries/s: C/Rust): above 1 means Rust is "
                 "slower; rows above 1.05 in bold.  Per-round: the range of the ratio of "
                 "each round's pair.  Spread: (max - min) / median over the rounds.\n\n")
         f.write("| metric | case | size | C median | Rust median | Rust/C | per-round | "
-                "C spread | Rust spread |\n|---|---|---|---:|---:|---:|---|---:|---:|\n")
+                "C spread | Rust spread | n |\n|---|---|---|---:|---:|---:|---|---:|---:|---:|\n")
         for s in summary:
             if s["metric"] == "ring_reset_us":
                 continue
@@ -145,7 +145,7 @@ def write_md(path, summary, info, wall, rounds):
             f.write(f"| {DESCR.get(s['metric'], s['metric'])} | {s['tags']} | {s['size']} | "
                     f"{fmt(s['c_median'], s['metric'])} | {fmt(s['rust_median'], s['metric'])} | "
                     f"{ratio} | {s['ratio_min']:.2f}-{s['ratio_max']:.2f} | "
-                    f"{s['c_spread_pct']:.0f}% | {s['rust_spread_pct']:.0f}% |\n")
+                    f"{s['c_spread_pct']:.0f}% | {s['rust_spread_pct']:.0f}% | {s['rounds']} |\n")
 
 
 def plot(path, rows):
@@ -162,6 +162,8 @@ def plot(path, rows):
         return out
 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    mib = matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{v / 1024:g}G" if v >= 1024 else f"{v:g}M")
     fig, axes = plt.subplots(2, 3, figsize=(18, 10.5))
 
     def draw(ax, groups, label, color):
@@ -176,7 +178,7 @@ def plot(path, rows):
             ax.errorbar(xs, med, yerr=[lo, hi], fmt=style, marker=marker, color=color,
                         capsize=3, label=f"{label} {'C' if path == 'c' else 'Rust'}")
 
-    def panel(ax, title, specs, xlabel="guest memory of the slot / test (MiB)"):
+    def panel(ax, title, specs, xlabel="guest memory of the slot / test"):
         i = 0
         for metric, where, label_of, x in specs:
             byt = {}
@@ -187,6 +189,8 @@ def plot(path, rows):
                 i += 1
         ax.set_title(title, fontsize=11)
         ax.set_xscale("log", base=2)
+        if xlabel.startswith("guest memory"):
+            ax.xaxis.set_major_formatter(mib)
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("microseconds (median, bars: min-max of rounds)")
@@ -243,8 +247,9 @@ def plot(path, rows):
     ax.axhspan(0.95, 1.05, color="grey", alpha=0.2, label="within 5 %")
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(mib)
     ax.set_title("Rust/C time ratio of the medians (above 1: Rust slower)", fontsize=11)
-    ax.set_xlabel("guest memory of the slot / test (MiB)")
+    ax.set_xlabel("guest memory of the slot / test")
     ax.set_ylabel("Rust / C")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
