@@ -10,8 +10,9 @@
 //! indices are kernel-private (`struct kvm_dirty_ring`, not mapped).
 //!
 //! Ordering with user space (Documentation/virt/kvm/api.rst, 8.29):
-//! - push fills `slot`/`offset`, then release-stores `flags = DIRTY`, so a
-//!   user-space acquire load of `flags` sees the entry complete;
+//! - push fills `slot`/`offset`, advances `dirty_index`, then
+//!   release-stores `flags = DIRTY`, so a user-space acquire load of
+//!   `flags` sees the entry complete, and a reset that follows it walks it;
 //! - user space sets `flags |= RESET` (release) after harvesting; the reset
 //!   acquire-loads `flags` before reading `slot`/`offset`, then
 //!   release-stores `flags = 0`, handing the entry back.
@@ -91,10 +92,15 @@ pub fn push(ring: &RingState, entries: &[DirtyGfn], slot: u32, offset: u64) -> P
     let entry = &entries[ring.slot_of(index)];
     entry.slot.store(slot, Ordering::Relaxed);
     entry.offset.store(offset, Ordering::Relaxed);
-    // Release: user space that sees DIRTY sees slot and offset (smp_wmb()).
-    entry.flags.store(F_DIRTY, Ordering::Release);
+    // The entry joins the kernel's range before user space can see it: a
+    // VMM that harvests while the vCPU runs, sees DIRTY and resets at once
+    // must find the entry within the reset's walk (which stops at
+    // dirty_index), or its page would stay writable, unlogged, after the
+    // reset returned.
     ring.dirty_index
         .store(index.wrapping_add(1), Ordering::Release);
+    // Release: user space that sees DIRTY sees slot and offset (smp_wmb()).
+    entry.flags.store(F_DIRTY, Ordering::Release);
     if ring.soft_full() {
         Pushed::SoftFull
     } else {

@@ -100,10 +100,28 @@ static bool all_pages_once(const uint8_t *seen)
 	return true;
 }
 
+/*
+ * The guest dirties every page once; a VMM that plays by the rules sees
+ * each page exactly once and resets exactly what it harvested.
+ */
+static void honest_round(struct kvm_vm *vm, struct kvm_vcpu *vcpu,
+			 const char *what)
+{
+	uint8_t seen[PAGES] = { 0 };
+	uint32_t n;
+	int r;
+
+	run_to_sync(vcpu);
+	n = harvest(seen, true);
+	r = reset(vm);
+	ksft_test_result(all_pages_once(seen) && r == (int)n,
+			 "%s: %u entries, every page once, reset returned %d\n",
+			 what, n, r);
+}
+
 int main(void)
 {
 	struct kvm_dirty_gfn saved[PAGES * 2];
-	uint8_t seen[PAGES];
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	uint32_t pushed, total, n, i, start;
@@ -128,13 +146,7 @@ int main(void)
 	virt_map(vm, GVA, gpa, PAGES);
 	ring = vcpu_map_dirty_ring(vcpu);
 
-	/* 1. honest */
-	run_to_sync(vcpu);
-	memset(seen, 0, sizeof(seen));
-	n = harvest(seen, true);
-	r = reset(vm);
-	ksft_test_result(all_pages_once(seen) && r == (int)n,
-			 "honest: %u entries, every page once, reset returned %d\n", n, r);
+	honest_round(vm, vcpu, "honest");
 
 	/* 2. hostile: the guest dirties every page again; then lie. */
 	run_to_sync(vcpu);
@@ -179,20 +191,8 @@ int main(void)
 		ring[i].flags = 0;
 	vm_mem_region_set_flags(vm, SLOT, 0);
 	vm_mem_region_set_flags(vm, SLOT, KVM_MEM_LOG_DIRTY_PAGES);
-	run_to_sync(vcpu);
-	memset(seen, 0, sizeof(seen));
-	n = harvest(seen, true);
-	r = reset(vm);
-	ksft_test_result(all_pages_once(seen) && r == (int)n,
-			 "after recovery: %u entries, every page once, reset returned %d\n",
-			 n, r);
-	run_to_sync(vcpu);
-	memset(seen, 0, sizeof(seen));
-	n = harvest(seen, true);
-	r = reset(vm);
-	ksft_test_result(all_pages_once(seen) && r == (int)n,
-			 "and again: %u entries, every page once, reset returned %d\n",
-			 n, r);
+	honest_round(vm, vcpu, "after recovery");
+	honest_round(vm, vcpu, "and again");
 
 	kvm_vm_free(vm);
 	ksft_finished();

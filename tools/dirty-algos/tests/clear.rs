@@ -1,27 +1,13 @@
 //! Properties of rust/clear.rs.
 
+mod common;
+use common::Rng;
+
 use dirty_algos::clear::clear;
 use dirty_algos::harvest::{snapshot_only, BITS_PER_WORD};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn word(&mut self) -> usize {
-        match self.next() % 4 {
-            0 => 0,
-            1 => usize::MAX,
-            _ => self.next() as usize,
-        }
-    }
-}
 
 /// The masks handed to protect() are exactly requested & live, at the right
 /// page, and the live bitmap loses exactly those bits.

@@ -1,21 +1,13 @@
 //! Word-level properties of rust/harvest.rs.
 
+mod common;
+use common::Rng;
+
 use dirty_algos::harvest::{harvest, snapshot_only, BITS_PER_WORD};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 fn bitmap(words: &[usize]) -> Vec<AtomicUsize> {
     words.iter().map(|&w| AtomicUsize::new(w)).collect()

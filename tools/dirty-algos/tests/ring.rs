@@ -1,20 +1,13 @@
 //! Properties of rust/ring.rs: push/reset, coalescing, hostile user space.
 
+mod common;
+use common::Rng;
+
 use dirty_algos::ring::*;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 fn ring(size: u32, rsvd: u32) -> (RingState, Vec<DirtyGfn>) {
     let state = RingState {
