@@ -5,7 +5,8 @@
     compare.py RUN1/results.csv RUN2/results.csv [--md OUT.md]
 
 For every case in both runs, prints both ratios and their difference
-(for the ratio of the medians and for the ratio of the best samples); then
+(ratio of the medians, median of the per-round ratios, ratio of the best
+samples); then
 the band: the largest and the median |ratio2 - ratio1| over the cases, and
 how many cases differ by more than 0.05.  The clock_us control is listed
 but left out of the band.
@@ -30,6 +31,7 @@ def main():
     a = ap.parse_args()
     out = []
     for col, name in (("ratio", "Rust/C of the medians"),
+                      ("ratio_paired", "median of the per-round Rust/C ratios"),
                       ("ratio_best", "Rust/C of the best samples")):
         r = compare(load(a.run1, col), load(a.run2, col), name)
         if r is None:
