@@ -244,7 +244,7 @@ def plot(path, rows):
         ("perf_dirty_us", anyr, lambda t: "dirty " + perf_label(t), size),
         ("perf_enable_us", anyr, lambda t: "enable " + perf_label(t), size)])
 
-    # Ratios of the dirty_bench metrics against size.
+    # Paired ratios (median of each round's Rust/C) against size.
     ax = axes[1][2]
     summ = summarize(rows)
     i = 0
@@ -254,7 +254,7 @@ def plot(path, rows):
         groups = {}
         for s in summ:
             if s["metric"] == metric:
-                groups.setdefault(s["tags"], []).append((size_mib(s["size"]), s["ratio"]))
+                groups.setdefault(s["tags"], []).append((size_mib(s["size"]), s["ratio_paired"]))
         for tags, pts in sorted(groups.items()):
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
@@ -264,7 +264,8 @@ def plot(path, rows):
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(mib)
-    ax.set_title("Rust/C time ratio of the medians (above 1: Rust slower)", fontsize=11)
+    ax.set_title("Rust/C time ratio, median of the per-round ratios\n(above 1: Rust slower)",
+                 fontsize=11)
     ax.set_xlabel("guest memory of the slot / test")
     ax.set_ylabel("Rust / C")
     ax.grid(True, which="both", alpha=0.3)
