@@ -3,7 +3,8 @@
 //! What the module served, shown in `/sys/kernel/debug/kvm_dirty/`.
 //!
 //! Tests read these to prove a path ran in Rust.  They are bumped once per
-//! call (never per page), so one shared cache line per counter is cheap.
+//! call, so one shared cache line per counter is cheap; the per-page ones
+//! (ring pushes, bitmap marks) are per-CPU counters in the C shim instead.
 
 use crate::bindings;
 use core::sync::atomic::{AtomicU64, Ordering};
