@@ -7,6 +7,9 @@
 #
 #   make run     install, build, boot the VM, show the module at work
 #   make check   the tests, both architectures; ends with "N passed, N failed"
+#   make check-full   make check and the long matrices (sanitizer kernel,
+#                every arm64 guest mode, larger perf runs)
+#   make check-cold   make check in a fresh clone with an empty cache
 #   make build   install what is missing, build kernel (cached), module, selftests
 #   make lint    rustfmt, clippy, checkpatch
 #   make vm CMD="..."   run a command in a fresh VM
@@ -26,6 +29,12 @@ run: build
 check:
 	scripts/check
 
+check-full:
+	scripts/check --full
+
+check-cold:
+	scripts/check-cold
+
 lint:
 	scripts/lint
 
@@ -38,4 +47,4 @@ bench:
 clean:
 	rm -rf out selftests/build tools/dirty-algos/target
 
-.PHONY: build run check lint vm bench clean
+.PHONY: build run check check-full check-cold lint vm bench clean

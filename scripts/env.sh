@@ -6,12 +6,24 @@
 # library source, never with rustup's toolchain (no rust-src, E0514).
 
 KD_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Every script behaves the same whether a shell or make (make run, make
+# check) started it.  A make started from a make inherits MAKELEVEL and
+# MAKEFLAGS and turns into a sub-make: the kselftest lib.mk then leaves
+# OUTPUT unset and links the tests without libkvm.  Our makes set their own
+# -j, so nothing of the caller's make is needed here.
+unset MAKELEVEL MAKEFLAGS MFLAGS MAKEOVERRIDES GNUMAKEFLAGS
 KD_CACHE=${KVM_DIRTY_CACHE:-$HOME/.cache/kvm-dirty}
 KD_BINDGEN_ROOT=$KD_CACHE/bindgen
 BINDGEN=$KD_BINDGEN_ROOT/bin/bindgen
 RUSTC=/usr/bin/rustc
 HOSTRUSTC=/usr/bin/rustc
 RUST_LIB_SRC=/usr/src/rustc-1.96.0/library
+# Debian's Rust tools (rustc-web, cargo-web, rustfmt-web, rust-web-clippy:
+# 1.96) first on PATH for every script: a fresh machine may have no cargo at
+# all, and a rustup toolchain earlier on PATH would lint and test with
+# another compiler than the one that builds the kernel.
+export PATH=/usr/bin:$PATH
 KD_LINUX_TAR=/usr/src/linux-source-6.12.tar.xz
 
 case ${ARCH:-x86_64} in
@@ -26,6 +38,16 @@ arm64 | aarch64)
 	;;
 *) echo "unsupported ARCH=$ARCH (x86_64 or arm64)" >&2; return 1 ;;
 esac
+
+# KD_KERNEL=kasan selects the sanitizer flavour of the test kernel (x86_64):
+# kernel/x86_64-kasan.config on top of kernel/x86_64.config, with its own
+# cache directory, module build and selftests.
+KD_FLAVOUR=$KD_ARCH${KD_KERNEL:+-$KD_KERNEL}
+KD_CONFIGS=("$KD_TOP/kernel/$KD_ARCH.config")
+if [ -n "${KD_KERNEL:-}" ]; then
+	KD_CONFIGS+=("$KD_TOP/kernel/$KD_FLAVOUR.config")
+	[ -e "${KD_CONFIGS[1]}" ] || { echo "no kernel/$KD_FLAVOUR.config" >&2; return 1; }
+fi
 
 KD_KMAKE=(make ARCH="$KD_KARCH" LLVM=1 RUSTC="$RUSTC" HOSTRUSTC="$HOSTRUSTC"
 	BINDGEN="$BINDGEN" RUST_LIB_SRC="$RUST_LIB_SRC")
@@ -43,15 +65,15 @@ kd_kernel_key() {
 				if (!skip) print "FILE", f; next }
 			/^(\+\+\+|---)/ { next }
 			/^[+-]/ && skip == 0' "$KD_TOP"/kernel/*.patch
-		cat "$KD_TOP/kernel/$KD_ARCH.config"
+		cat "${KD_CONFIGS[@]}"
 		echo bindgen-0.70.1
 	} | sha256sum | cut -c1-16
 }
-KD_KDIR_PARENT=$KD_CACHE/$KD_ARCH-$(kd_kernel_key)
+KD_KDIR_PARENT=$KD_CACHE/$KD_FLAVOUR-$(kd_kernel_key)
 KDIR=$KD_KDIR_PARENT/linux
 
 # The module is built out of the source tree, one directory per arch, so
 # both architectures' objects can coexist.
-KD_MODDIR=$KD_CACHE/module-$KD_ARCH
+KD_MODDIR=$KD_CACHE/module-$KD_FLAVOUR
 KD_KO=$KD_MODDIR/kvm_dirty.ko
-KD_SELFTESTS=$KD_TOP/selftests/build/$KD_ARCH
+KD_SELFTESTS=$KD_TOP/selftests/build/$KD_FLAVOUR

@@ -2,6 +2,10 @@
 /*
  * kvm_dirty.ko cannot be unloaded while a VM is bound to it, and can once the
  * VM is gone.  Expects the module loaded with bind_vms=1; leaves it unloaded.
+ *
+ * rmmod_busy --hold: create one VM (bound, if the module binds new VMs), say
+ * "held" on stdout, and keep it until killed; rmmod_under_load.sh uses it so
+ * that no rmmod attempt can find the module idle between two test VMs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,10 +39,27 @@ static long read_counter(const char *name)
 	return v;
 }
 
-int main(void)
+static int hold(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR);
+
+	if (kvm < 0 || ioctl(kvm, KVM_CREATE_VM, 0) < 0) {
+		perror("rmmod_busy --hold");
+		return 1;
+	}
+	printf("held\n");
+	fflush(stdout);
+	for (;;)
+		pause();	/* until a signal ends us; exit closes the VM */
+}
+
+int main(int argc, char **argv)
 {
 	int kvm, vm, r;
 	long live;
+
+	if (argc > 1 && !strcmp(argv[1], "--hold"))
+		return hold();
 
 	ksft_print_header();
 	ksft_set_plan(3);

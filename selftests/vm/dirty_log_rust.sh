@@ -31,7 +31,7 @@ echo "runs: $vms VMs (dirty-log $dl, clear-log $cl, dirty-ring $dr)"
 want_gt "VMs run" "$vms" 0
 # arm64's selftest library also creates a VM to probe the page sizes.
 want_ge "VMs bound" "$(delta before vms_bound)" "$vms"
-want_eq "VMs still bound" "$(c vms_live)" 0
+want_eq "VMs of the run still bound" "$(delta before vms_live)" 0
 want_eq "GET_DIRTY_LOG served" "$(delta before get_dirty_log)" $(((dl + cl) * (iters - 1)))
 want_eq "GET_DIRTY_LOG errors" "$(delta before get_dirty_log_errors)" 0
 want_eq "CLEAR_DIRTY_LOG served" "$(delta before clear_dirty_log)" $((cl * (iters - 1)))

@@ -1,0 +1,68 @@
+#!/bin/sh
+# rmmod_under_load.sh [ARGS...]: rmmod kvm_dirty is tried over and over (at
+# least 100 times) while upstream dirty_log_test runs every log mode on VMs
+# bound to the module (dirty_log_rust.sh all 3 ARGS, its counters checked).
+# A VM held open for the whole run (rmmod_busy --hold) leaves no idle moment
+# between two test VMs, so every attempt must be refused.  Then the held VM
+# is closed, rmmod must succeed, kmemleak must name nothing of kvm_dirty, and
+# the module is loaded again for the commands after this one.
+. /tests/lib.sh
+ko=/lib/modules/kvm_dirty.ko
+min_tries=100
+[ -d "$KD" ] || fail "kvm_dirty.ko is not loaded"
+bind_vms 1
+live0=$(c vms_live)
+
+/tests/rmmod_busy --hold > /tmp/hold.out 2>&1 &
+holder=$!
+i=0
+until grep -q held /tmp/hold.out; do
+	i=$((i + 1))
+	[ $i -lt 100 ] && kill -0 $holder 2>/dev/null || fail "holder VM: $(cat /tmp/hold.out)"
+	usleep 50000
+done
+want_eq "held VM bound" "$(c vms_live)" $((live0 + 1))
+
+# The unloader: one attempt every 20 ms until told to stop.
+rm -f /tmp/rmmod.stop /tmp/rmmod.count
+(
+	tries=0 refused=0
+	while [ ! -e /tmp/rmmod.stop ]; do
+		tries=$((tries + 1))
+		if rmmod kvm_dirty 2>/dev/null; then
+			echo "rmmod_under_load: rmmod succeeded at try $tries"
+		else
+			refused=$((refused + 1))
+		fi
+		usleep 20000
+	done
+	echo "$tries $refused" > /tmp/rmmod.count
+) &
+unloader=$!
+
+/tests/dirty_log_rust.sh all 3 "$@"
+rc=$?
+touch /tmp/rmmod.stop
+wait $unloader
+read -r tries refused < /tmp/rmmod.count
+echo "rmmod attempts during the run: $tries, refused: $refused"
+[ -d /sys/module/kvm_dirty ] || fail "the module was unloaded under load"
+[ $rc = 0 ] || fail "dirty_log_test under rmmod load"
+want_ge "rmmod attempts" "$tries" $min_tries
+want_eq "rmmod attempts refused" "$refused" "$tries"
+
+kill $holder
+wait $holder 2>/dev/null
+want_eq "VMs bound after the holder closed" "$(c vms_live)" "$live0"
+rmmod kvm_dirty || fail "rmmod once the VMs are gone"
+echo "ok: rmmod succeeds once the VMs are gone"
+if [ -e /sys/kernel/debug/kmemleak ]; then
+	echo scan > /sys/kernel/debug/kmemleak
+	! grep -q kvm_dirty /sys/kernel/debug/kmemleak || {
+		grep -A20 kvm_dirty /sys/kernel/debug/kmemleak | head -40
+		fail "kmemleak names kvm_dirty"
+	}
+	echo "ok: kmemleak names nothing of kvm_dirty"
+fi
+insmod $ko || fail "insmod after the run"
+want_eq "vms_live after reload" "$(c vms_live)" 0
