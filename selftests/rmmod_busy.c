@@ -44,7 +44,7 @@ static int hold(void)
 	int kvm = open("/dev/kvm", O_RDWR);
 
 	if (kvm < 0 || ioctl(kvm, KVM_CREATE_VM, 0) < 0) {
-		perror("rmmod_busy --hold");
+		perror("rmmod_busy: holding a VM");
 		return 1;
 	}
 	printf("held\n");

@@ -23,7 +23,7 @@ until grep -q held /tmp/hold.out; do
 done
 want_eq "held VM bound" "$(c vms_live)" $((live0 + 1))
 
-# The unloader: one attempt every 20 ms until told to stop.
+# The unloader: one attempt every 100 ms until told to stop.
 rm -f /tmp/rmmod.stop /tmp/rmmod.count
 (
 	tries=0 refused=0
@@ -34,7 +34,7 @@ rm -f /tmp/rmmod.stop /tmp/rmmod.count
 		else
 			refused=$((refused + 1))
 		fi
-		usleep 20000
+		usleep 100000
 	done
 	echo "$tries $refused" > /tmp/rmmod.count
 ) &
