@@ -72,8 +72,8 @@ kd_kernel_key() {
 KD_KDIR_PARENT=$KD_CACHE/$KD_FLAVOUR-$(kd_kernel_key)
 KDIR=$KD_KDIR_PARENT/linux
 
-# The module is built out of the source tree, one directory per arch, so
-# both architectures' objects can coexist.
+# The module is built out of the source tree, one directory per kernel
+# (arch and flavour), so their objects can coexist.
 KD_MODDIR=$KD_CACHE/module-$KD_FLAVOUR
 KD_KO=$KD_MODDIR/kvm_dirty.ko
 KD_SELFTESTS=$KD_TOP/selftests/build/$KD_FLAVOUR
