@@ -14,7 +14,16 @@ bind_vms 1
 live0=$(c vms_live)
 
 /tests/rmmod_busy --hold > /tmp/hold.out 2>&1 &
-holder=$!
+holder=$! unloader=
+# However this ends, stop the unloader and close the held VM, so a failure
+# here does not leave the module pinned for the commands after this one.
+cleanup() {
+	touch /tmp/rmmod.stop
+	[ -n "$unloader" ] && wait "$unloader" 2>/dev/null
+	kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null
+	[ -d /sys/module/kvm_dirty ] || insmod $ko
+}
+trap cleanup EXIT
 i=0
 until grep -q held /tmp/hold.out; do
 	i=$((i + 1))
@@ -53,6 +62,7 @@ want_eq "rmmod attempts refused" "$refused" "$tries"
 
 kill $holder
 wait $holder 2>/dev/null
+holder=
 want_eq "VMs bound after the holder closed" "$(c vms_live)" "$live0"
 rmmod kvm_dirty || fail "rmmod once the VMs are gone"
 echo "ok: rmmod succeeds once the VMs are gone"
@@ -66,3 +76,4 @@ if [ -e /sys/kernel/debug/kmemleak ]; then
 fi
 insmod $ko || fail "insmod after the run"
 want_eq "vms_live after reload" "$(c vms_live)" 0
+trap - EXIT
