@@ -9,3 +9,6 @@ pub mod clear;
 
 #[path = "../../../rust/ring.rs"]
 pub mod ring;
+
+#[path = "../../../rust/wp_all.rs"]
+pub mod wp_all;
