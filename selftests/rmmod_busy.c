@@ -6,8 +6,17 @@
  * rmmod_busy --hold: create one VM (bound, if the module binds new VMs), say
  * "held" on stdout, and keep it until killed; rmmod_under_load.sh uses it so
  * that no rmmod attempt can find the module idle between two test VMs.
+ *
+ * rmmod_busy --unload-loop: try to unload the module every 100 ms, as
+ * rmmod does (delete_module, O_NONBLOCK), until SIGTERM; then print
+ * "tries N refused N unloaded N" and exit.  One process for the whole run:
+ * a shell loop of rmmod forks two processes per attempt, and that fork churn
+ * beside a nested npt=1 guest is what exposes the emulator's memory
+ * corruption documented in Documentation/known-issues.rst.
  */
 #include <errno.h>
+#include <signal.h>
+#include <time.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
@@ -53,6 +62,32 @@ static int hold(void)
 		pause();	/* until a signal ends us; exit closes the VM */
 }
 
+static int unload_loop(void)
+{
+	const struct timespec period = { .tv_nsec = 100 * 1000 * 1000 };
+	long tries = 0, refused = 0, unloaded = 0;
+	sigset_t term;
+
+	/* SIGTERM stays pending until sigtimedwait() takes it: no handler. */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, NULL);
+	do {
+		int r = unload();
+
+		tries++;
+		if (r == -EWOULDBLOCK || r == -EBUSY)
+			refused++;
+		else if (r == 0)
+			unloaded++;
+		else
+			fprintf(stderr, "rmmod_busy: delete_module: %s\n",
+				strerror(-r));
+	} while (sigtimedwait(&term, NULL, &period) < 0);
+	printf("tries %ld refused %ld unloaded %ld\n", tries, refused, unloaded);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int kvm, vm, r;
@@ -60,6 +95,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--hold"))
 		return hold();
+	if (argc > 1 && !strcmp(argv[1], "--unload-loop"))
+		return unload_loop();
 
 	ksft_print_header();
 	ksft_set_plan(3);

@@ -18,8 +18,7 @@ holder=$! unloader=
 # However this ends, stop the unloader and close the held VM, so a failure
 # here does not leave the module pinned for the commands after this one.
 cleanup() {
-	touch /tmp/rmmod.stop
-	[ -n "$unloader" ] && wait "$unloader" 2>/dev/null
+	[ -n "$unloader" ] && kill -TERM "$unloader" 2>/dev/null && wait "$unloader"
 	kill "$holder" 2>/dev/null && wait "$holder" 2>/dev/null
 	[ -d /sys/module/kvm_dirty ] || insmod $ko
 }
@@ -32,29 +31,18 @@ until grep -q held /tmp/hold.out; do
 done
 want_eq "held VM bound" "$(c vms_live)" $((live0 + 1))
 
-# The unloader: one attempt every 100 ms until told to stop.
-rm -f /tmp/rmmod.stop /tmp/rmmod.count
-(
-	tries=0 refused=0
-	while [ ! -e /tmp/rmmod.stop ]; do
-		tries=$((tries + 1))
-		if rmmod kvm_dirty 2>/dev/null; then
-			echo "rmmod_under_load: rmmod succeeded at try $tries"
-		else
-			refused=$((refused + 1))
-		fi
-		usleep 100000
-	done
-	echo "$tries $refused" > /tmp/rmmod.count
-) &
+# The unloader: one attempt every 100 ms until told to stop, in one
+# process (a shell loop of rmmod would fork twice per attempt).
+/tests/rmmod_busy --unload-loop > /tmp/rmmod.count &
 unloader=$!
 
 /tests/dirty_log_rust.sh all 3 "$@"
 rc=$?
-touch /tmp/rmmod.stop
+kill -TERM $unloader
 wait $unloader
-read -r tries refused < /tmp/rmmod.count
-echo "rmmod attempts during the run: $tries, refused: $refused"
+unloader=
+read -r _ tries _ refused _ unloaded < /tmp/rmmod.count
+echo "rmmod attempts during the run: $tries, refused: $refused, unloaded: $unloaded"
 [ -d /sys/module/kvm_dirty ] || fail "the module was unloaded under load"
 [ $rc = 0 ] || fail "dirty_log_test under rmmod load"
 want_ge "rmmod attempts" "$tries" $min_tries
