@@ -8,7 +8,9 @@
 #   make run     install, build, boot the VM, show the module at work
 #   make check   the tests, both architectures; ends with "N passed, N failed"
 #   make check-full   make check and the long matrices (sanitizer kernel,
-#                every arm64 guest mode, larger perf runs)
+#                every arm64 guest mode, larger perf runs), and the soak lane
+#   make soak    the soak lane alone: 30 min of mixed load per boot, x86_64
+#                npt=1, npt=0 and arm64
 #   make check-cold   make check in a fresh clone with an empty cache
 #   make build   install what is missing, build kernel (cached), module, selftests
 #   make lint    rustfmt, clippy, checkpatch
@@ -35,6 +37,9 @@ check-full:
 check-cold:
 	scripts/check-cold
 
+soak:
+	scripts/check --soak-only
+
 lint:
 	scripts/lint
 
@@ -47,4 +52,4 @@ bench:
 clean:
 	rm -rf out selftests/build tools/dirty-algos/target
 
-.PHONY: build run check check-full check-cold lint vm bench clean
+.PHONY: build run check check-full check-cold soak lint vm bench clean

@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A migration-like stress of the dirty-tracking paths, checked byte for
+ * byte: vCPUs write their share of a dirty-logged slot without pause while
+ * the host harvests and copies what it reports, as a VMM migrating the
+ * guest would; an unlogged memslot is deleted and re-created after every
+ * round.  When the time is up the vCPUs stop, the host harvests and copies
+ * once more, and its copy must equal the slot: a page whose write was never
+ * reported shows up as a difference.
+ *
+ *   -M mode   bitmap: KVM_GET_DIRTY_LOG (harvest and write-protect), copy
+ *             clear:  manual protect: GET (a snapshot), CLEAR what it
+ *                     returned (write-protect), copy
+ *             ring:   collect each vCPU's dirty ring, KVM_RESET_DIRTY_RINGS,
+ *                     copy (soft-full exits: the vCPU waits for the reset)
+ *   -t secs   how long the vCPUs write (default 30)
+ *   -v n      vCPUs (default 2)
+ *   -b size   slot size (default 16M)
+ *   -T        back the slot with THP
+ *   -w secs   watchdog: with no harvest round for that long, print where
+ *             every thread stands and fail (default 60)
+ *   -W        clear mode the wrong way round, copy before CLEAR: writes
+ *             between the copy and the CLEAR are lost, and the check must
+ *             say so (a test of the test)
+ *
+ * Prints one line:
+ *   STRESS mode=ring vcpus=2 secs=30 rounds=N pages=N writes=N
+ *     slot_churn=N diffs=0
+ * and exits 0 only if the copy matched.  Uses the upstream KVM selftest
+ * library (libkvm) for the vCPUs and guests; runs on x86_64 and arm64.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+#include "ucall_common.h"
+
+#include <linux/bitmap.h>
+
+#define SLOT		1
+#define CHURN_SLOT	2
+#define CHURN_PAGES	512
+#define GVA		0xc0000000ul
+#define MAX_VCPUS	8
+#define RING_BYTES	(1u << 16)	/* 4096 entries per vCPU */
+
+enum mode { BITMAP, CLEAR, RING };
+static const char *const mode_name[] = { "bitmap", "clear", "ring" };
+
+/* Shared with the guest: the host sets them before the vCPUs start. */
+static uint64_t g_pages_per_vcpu, g_page_size, g_nr_vcpus;
+static uint64_t g_stop;
+static uint64_t g_writes[MAX_VCPUS];
+
+/*
+ * vCPU i owns pages i, i + n, i + 2n, ... and writes each one's first word
+ * with a count of its own writes, which no two writes share, in passes of
+ * a varying stride so the dirty set changes shape from round to round.
+ */
+static void guest_code(uint32_t id)
+{
+	uint64_t pass = 0, j, k, stride;
+
+	while (!READ_ONCE(g_stop)) {
+		stride = 1 + 2 * (pass++ % 5);
+		for (k = 0; k < stride && !READ_ONCE(g_stop); k++)
+			for (j = k; j < g_pages_per_vcpu; j += stride) {
+				uint64_t page = j * g_nr_vcpus + id;
+
+				WRITE_ONCE(*(uint64_t *)(GVA + page * g_page_size),
+					   ++g_writes[id]);
+			}
+	}
+	GUEST_DONE();
+}
+
+static struct kvm_vm *vm;
+static struct kvm_vcpu *vcpus[MAX_VCPUS];
+static struct kvm_dirty_gfn *rings[MAX_VCPUS];
+static uint32_t fetch[MAX_VCPUS];
+static uint32_t ring_entries;
+static enum mode mode;
+static bool wrong_order;
+static int nr_vcpus = 2;
+static uint64_t npages, slot_gpa;
+static uint8_t *slot_hva, *copy;
+static unsigned long *bitmap;
+
+/* Where the host stands, for the watchdog. */
+static atomic_ulong rounds, pages_copied, churns, ring_full_exits;
+static _Atomic(const char *) phase = "start";
+static atomic_bool vcpus_done[MAX_VCPUS];
+
+static void *vcpu_thread(void *arg)
+{
+	struct kvm_vcpu *vcpu = arg;
+	struct ucall uc;
+
+	for (;;) {
+		vcpu_run(vcpu);
+		if (vcpu->run->exit_reason == KVM_EXIT_DIRTY_RING_FULL) {
+			/* Soft-full: the collector resets the ring; wait. */
+			atomic_fetch_add(&ring_full_exits, 1);
+			usleep(1000);
+			continue;
+		}
+		switch (get_ucall(vcpu, &uc)) {
+		case UCALL_DONE:
+			atomic_store(&vcpus_done[vcpu->id], true);
+			return NULL;
+		case UCALL_ABORT:
+			REPORT_GUEST_ASSERT(uc);
+		default:
+			TEST_FAIL("vCPU %u: exit reason %s", vcpu->id,
+				  exit_reason_str(vcpu->run->exit_reason));
+		}
+	}
+}
+
+/* Collects one vCPU's ring into the bitmap, marking entries collected. */
+static void collect_ring(int i)
+{
+	struct kvm_dirty_gfn *e;
+
+	for (;;) {
+		e = &rings[i][fetch[i] % ring_entries];
+		if (__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) !=
+		    KVM_DIRTY_GFN_F_DIRTY)
+			return;
+		TEST_ASSERT(e->slot == SLOT && e->offset < npages,
+			    "vCPU %d ring entry %u: slot %u offset %llu", i,
+			    fetch[i], e->slot, e->offset);
+		__set_bit(e->offset, bitmap);
+		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET,
+				 __ATOMIC_RELEASE);
+		fetch[i]++;
+	}
+}
+
+/*
+ * One round: learn what was dirtied, make sure later writes to those pages
+ * will be reported again, then copy them: the order every mode must keep.
+ */
+static void harvest_and_copy(void)
+{
+	uint64_t p, n = 0;
+	int i;
+
+	memset(bitmap, 0, DIV_ROUND_UP(npages, 64) * 8);
+	switch (mode) {
+	case BITMAP:
+		phase = "GET_DIRTY_LOG";
+		kvm_vm_get_dirty_log(vm, SLOT, bitmap);
+		break;
+	case CLEAR:
+		phase = "GET_DIRTY_LOG (manual protect)";
+		kvm_vm_get_dirty_log(vm, SLOT, bitmap);
+		if (wrong_order)
+			break;
+		phase = "CLEAR_DIRTY_LOG";
+		kvm_vm_clear_dirty_log(vm, SLOT, bitmap, 0, npages);
+		break;
+	case RING:
+		phase = "collecting rings";
+		for (i = 0; i < nr_vcpus; i++)
+			collect_ring(i);
+		phase = "RESET_DIRTY_RINGS";
+		kvm_vm_reset_dirty_ring(vm);
+		break;
+	}
+	phase = "copying";
+	for (p = 0; p < npages; p++)
+		if (test_bit(p, bitmap)) {
+			memcpy(copy + p * g_page_size,
+			       slot_hva + p * g_page_size, g_page_size);
+			n++;
+		}
+	atomic_fetch_add(&pages_copied, n);
+	if (mode == CLEAR && wrong_order)
+		kvm_vm_clear_dirty_log(vm, SLOT, bitmap, 0, npages);
+}
+
+/* An unlogged slot deleted and re-created (logged every other time). */
+static void churn_slot(void)
+{
+	static bool present;
+	uint64_t gpa = slot_gpa - CHURN_PAGES * g_page_size;
+
+	phase = "memslot churn";
+	if (present)
+		vm_mem_region_delete(vm, CHURN_SLOT);
+	else
+		vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, gpa,
+					    CHURN_SLOT, CHURN_PAGES,
+					    atomic_load(&churns) % 4 == 0 ?
+					    KVM_MEM_LOG_DIRTY_PAGES : 0);
+	present = !present;
+	atomic_fetch_add(&churns, 1);
+}
+
+static int watchdog_secs = 60;
+
+static void *watchdog(void *arg)
+{
+	unsigned long last = -1ul, now;
+	int still = 0, i;
+
+	(void)arg;
+	for (;;) {
+		sleep(1);
+		now = atomic_load(&rounds);
+		still = now == last ? still + 1 : 0;
+		last = now;
+		if (still < watchdog_secs)
+			continue;
+		printf("dirty_stress: WATCHDOG: no round finished for %d s: mode %s, round %lu, host in '%s', pages copied %lu, ring-full exits %lu\n",
+		       still, mode_name[mode], now, atomic_load(&phase),
+		       atomic_load(&pages_copied),
+		       atomic_load(&ring_full_exits));
+		for (i = 0; i < nr_vcpus; i++)
+			printf("dirty_stress: WATCHDOG: vCPU %d: %lu writes%s\n",
+			       i, ((uint64_t *)addr_gva2hva(vm,
+					(vm_vaddr_t)&g_writes))[i],
+			       atomic_load(&vcpus_done[i]) ? ", done" : "");
+		fflush(stdout);
+		_exit(KSFT_FAIL);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	enum vm_mem_backing_src_type src = VM_MEM_SRC_ANONYMOUS;
+	uint64_t size = 16ul << 20, p, diffs = 0, writes = 0;
+	pthread_t threads[MAX_VCPUS], dog;
+	int secs = 30, opt, i;
+	time_t end;
+
+	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:W")) != -1) {
+		switch (opt) {
+		case 'M':
+			for (mode = BITMAP; mode <= RING; mode++)
+				if (!strcmp(optarg, mode_name[mode]))
+					break;
+			TEST_ASSERT(mode <= RING, "-M %s: bitmap, clear or ring",
+				    optarg);
+			break;
+		case 't':
+			secs = atoi(optarg);
+			break;
+		case 'v':
+			nr_vcpus = atoi(optarg);
+			break;
+		case 'b':
+			size = parse_size(optarg);
+			break;
+		case 'T':
+			src = VM_MEM_SRC_ANONYMOUS_THP;
+			break;
+		case 'w':
+			watchdog_secs = atoi(optarg);
+			break;
+		case 'W':
+			wrong_order = true;
+			break;
+		default:
+			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W]\n",
+			       argv[0]);
+			exit(KSFT_FAIL);
+		}
+	}
+	TEST_ASSERT(nr_vcpus >= 1 && nr_vcpus <= MAX_VCPUS, "-v 1..%d", MAX_VCPUS);
+	if (mode == RING)
+		TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING) ||
+			     kvm_has_cap(KVM_CAP_DIRTY_LOG_RING_ACQ_REL));
+
+	/* Room in slot 0 for the guest page tables of the test slot. */
+	vm = __vm_create(VM_SHAPE_DEFAULT, nr_vcpus, size / 4096 / 256 + 64);
+	TEST_ASSERT(vm->page_size == getpagesize(),
+		    "guest pages of %u bytes, host pages of %d", vm->page_size,
+		    getpagesize());
+	g_page_size = vm->page_size;
+	npages = size / g_page_size / nr_vcpus * nr_vcpus;
+	g_pages_per_vcpu = npages / nr_vcpus;
+	g_nr_vcpus = nr_vcpus;
+	if (mode == RING) {
+		vm_enable_dirty_ring(vm, RING_BYTES);
+		ring_entries = RING_BYTES / sizeof(struct kvm_dirty_gfn);
+	}
+	if (mode == CLEAR)
+		vm_enable_cap(vm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+			      KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE);
+	for (i = 0; i < nr_vcpus; i++) {
+		vcpus[i] = vm_vcpu_add(vm, i, guest_code);
+		vcpu_args_set(vcpus[i], 1, i);
+	}
+	/* At the top of guest physical memory, like dirty_log_test. */
+	slot_gpa = (vm->max_gfn - npages) * g_page_size;
+	slot_gpa &= ~(get_backing_src_pagesz(src) - 1);
+	vm_userspace_mem_region_add(vm, src, slot_gpa, SLOT, npages,
+				    KVM_MEM_LOG_DIRTY_PAGES);
+	virt_map(vm, GVA, slot_gpa, npages);
+	slot_hva = addr_gpa2hva(vm, slot_gpa);
+	copy = calloc(npages, g_page_size);
+	bitmap = bitmap_zalloc(npages);
+	TEST_ASSERT(copy && bitmap, "out of memory");
+	sync_global_to_guest(vm, g_pages_per_vcpu);
+	sync_global_to_guest(vm, g_page_size);
+	sync_global_to_guest(vm, g_nr_vcpus);
+	for (i = 0; i < nr_vcpus; i++)
+		if (mode == RING)
+			rings[i] = vcpu_map_dirty_ring(vcpus[i]);
+
+	/* The first round of a migration copies everything. */
+	harvest_and_copy();
+	memcpy(copy, slot_hva, npages * g_page_size);
+
+	pthread_create(&dog, NULL, watchdog, NULL);
+	for (i = 0; i < nr_vcpus; i++)
+		pthread_create(&threads[i], NULL, vcpu_thread, vcpus[i]);
+	end = time(NULL) + secs;
+	while (time(NULL) < end) {
+		harvest_and_copy();
+		churn_slot();
+		atomic_fetch_add(&rounds, 1);
+		usleep(20000);
+	}
+
+	g_stop = 1;
+	sync_global_to_guest(vm, g_stop);
+	/*
+	 * Keep harvesting until every vCPU has seen the stop: in ring mode a
+	 * vCPU waiting on a soft-full ring needs a reset to get there.
+	 */
+	for (;;) {
+		for (i = 0; i < nr_vcpus && atomic_load(&vcpus_done[i]); i++)
+			;
+		if (i == nr_vcpus)
+			break;
+		harvest_and_copy();
+		phase = "stopping the vCPUs";
+		usleep(1000);
+	}
+	for (i = 0; i < nr_vcpus; i++)
+		pthread_join(threads[i], NULL);
+	/* The last round, with the guest stopped. */
+	harvest_and_copy();
+	atomic_fetch_add(&rounds, 1);
+
+	for (p = 0; p < npages; p++)
+		if (memcmp(copy + p * g_page_size, slot_hva + p * g_page_size,
+			   g_page_size)) {
+			if (diffs++ < 10)
+				printf("dirty_stress: page %lu: copy has %lu, guest wrote %lu\n",
+				       p, *(uint64_t *)(copy + p * g_page_size),
+				       *(uint64_t *)(slot_hva + p * g_page_size));
+		}
+	sync_global_from_guest(vm, g_writes);
+	for (i = 0; i < nr_vcpus; i++)
+		writes += g_writes[i];
+	printf("STRESS mode=%s vcpus=%d secs=%d thp=%d rounds=%lu pages=%lu writes=%lu slot_churn=%lu ring_full_exits=%lu diffs=%lu\n",
+	       mode_name[mode], nr_vcpus, secs, src == VM_MEM_SRC_ANONYMOUS_THP,
+	       atomic_load(&rounds), atomic_load(&pages_copied), writes,
+	       atomic_load(&churns), atomic_load(&ring_full_exits), diffs);
+	TEST_ASSERT(writes > 0, "the guest wrote nothing");
+	TEST_ASSERT(diffs == 0, "%lu pages differ: dirty pages were lost", diffs);
+	kvm_vm_free(vm);
+	return 0;
+}
