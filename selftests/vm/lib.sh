@@ -36,3 +36,15 @@ want_ge() {
 }
 
 bind_vms() { echo "$1" > /sys/module/kvm_dirty/parameters/bind_vms; }
+
+# kmemleak_clean WHAT: scan for leaks (when kmemleak is on) and fail if a
+# report names WHAT (a module or symbol prefix).
+kmemleak_clean() {
+	[ -e /sys/kernel/debug/kmemleak ] || return 0
+	echo scan > /sys/kernel/debug/kmemleak
+	! grep -q "$1" /sys/kernel/debug/kmemleak || {
+		grep -A20 "$1" /sys/kernel/debug/kmemleak | head -40
+		fail "kmemleak names $1"
+	}
+	echo "ok: kmemleak names nothing of $1"
+}

@@ -54,14 +54,7 @@ holder=
 want_eq "VMs bound after the holder closed" "$(c vms_live)" "$live0"
 rmmod kvm_dirty || fail "rmmod once the VMs are gone"
 echo "ok: rmmod succeeds once the VMs are gone"
-if [ -e /sys/kernel/debug/kmemleak ]; then
-	echo scan > /sys/kernel/debug/kmemleak
-	! grep -q kvm_dirty /sys/kernel/debug/kmemleak || {
-		grep -A20 kvm_dirty /sys/kernel/debug/kmemleak | head -40
-		fail "kmemleak names kvm_dirty"
-	}
-	echo "ok: kmemleak names nothing of kvm_dirty"
-fi
+kmemleak_clean kvm_dirty
 insmod $ko || fail "insmod after the run"
 want_eq "vms_live after reload" "$(c vms_live)" 0
 trap - EXIT

@@ -71,13 +71,7 @@ while [ $(($(date +%s) - start)) -lt $((minutes * 60)) ]; do
 		"stress_rounds=$stress_rounds stress_pages=$stress_pages"
 done
 harvested=$((harvested + $(c pages_harvested))) resets=$((resets + $(c ring_resets)))
-if [ -e /sys/kernel/debug/kmemleak ]; then
-	echo scan > /sys/kernel/debug/kmemleak
-	! grep -q kvm /sys/kernel/debug/kmemleak || {
-		grep -A20 kvm /sys/kernel/debug/kmemleak | head -40
-		fail "soak: kmemleak names kvm"
-	}
-fi
+kmemleak_clean kvm
 echo "SOAK-TOTAL minutes=$minutes iterations=$iter steps=$steps hangs=0" \
 	"rust_pages_harvested=$harvested rust_ring_resets=$resets" \
 	"stress_rounds=$stress_rounds stress_pages_copied=$stress_pages"
