@@ -17,11 +17,14 @@
  *   -v n      vCPUs (default 2)
  *   -b size   slot size (default 16M)
  *   -T        back the slot with THP
- *   -w secs   watchdog: with no harvest round for that long, print where
- *             every thread stands and fail (default 60)
+ *   -w secs   watchdog: with no progress (no harvest round, no guest write)
+ *             for that long, print where every thread stands and fail
+ *             (default 60)
  *   -W        clear mode the wrong way round, copy before CLEAR: writes
  *             between the copy and the CLEAR are lost, and the check must
- *             say so (a test of the test)
+ *             say so (a test of the test).  The last round makes the loss
+ *             certain: the vCPUs rewrite their pages and stop between its
+ *             copy and its CLEAR
  *
  * Prints one line:
  *   STRESS mode=ring vcpus=2 secs=30 rounds=N pages=N writes=N
@@ -123,6 +126,37 @@ static void *vcpu_thread(void *arg)
 	}
 }
 
+static uint64_t guest_writes(int i)
+{
+	uint64_t *w = addr_gva2hva(vm, (vm_vaddr_t)&g_writes);
+
+	return __atomic_load_n(&w[i], __ATOMIC_RELAXED);
+}
+
+/*
+ * -W's last round, between its copy and its CLEAR: let every vCPU rewrite
+ * all its pages once more, then stop it.  Those writes land on pages the
+ * snapshot reported, which the CLEAR then protects unseen: without them
+ * the loss would depend on where the vCPUs' last writes fall in time.
+ */
+static void stop_vcpus_in_window(void)
+{
+	uint64_t start[MAX_VCPUS];
+	int i;
+
+	phase = "-W: vCPUs rewrite their pages before the CLEAR";
+	for (i = 0; i < nr_vcpus; i++)
+		start[i] = guest_writes(i);
+	for (i = 0; i < nr_vcpus; i++)
+		while (guest_writes(i) - start[i] <= g_pages_per_vcpu)
+			usleep(1000);
+	g_stop = 1;
+	sync_global_to_guest(vm, g_stop);
+	for (i = 0; i < nr_vcpus; i++)
+		while (!atomic_load(&vcpus_done[i]))
+			usleep(1000);
+}
+
 /* Collects one vCPU's ring into the bitmap, marking entries collected. */
 static void collect_ring(int i)
 {
@@ -147,7 +181,7 @@ static void collect_ring(int i)
  * One round: learn what was dirtied, make sure later writes to those pages
  * will be reported again, then copy them: the order every mode must keep.
  */
-static void harvest_and_copy(void)
+static void harvest_and_copy(bool last_wrong_round)
 {
 	uint64_t p, n = 0;
 	int i;
@@ -182,8 +216,11 @@ static void harvest_and_copy(void)
 			n++;
 		}
 	atomic_fetch_add(&pages_copied, n);
-	if (mode == CLEAR && wrong_order)
+	if (mode == CLEAR && wrong_order) {
+		if (last_wrong_round)
+			stop_vcpus_in_window();
 		kvm_vm_clear_dirty_log(vm, SLOT, bitmap, 0, npages);
+	}
 }
 
 /* An unlogged slot deleted and re-created (logged every other time). */
@@ -206,27 +243,41 @@ static void churn_slot(void)
 
 static int watchdog_secs = 60;
 
+/*
+ * Progress is a finished round, a guest write or a vCPU seeing the stop:
+ * the stop phase finishes no rounds while it waits for slow vCPUs, and is
+ * stuck only if they stop writing too.
+ */
+static uint64_t progress(void)
+{
+	uint64_t sum = atomic_load(&rounds);
+	int i;
+
+	for (i = 0; i < nr_vcpus; i++)
+		sum += guest_writes(i) + atomic_load(&vcpus_done[i]);
+	return sum;
+}
+
 static void *watchdog(void *arg)
 {
-	unsigned long last = -1ul, now;
+	uint64_t last = -1ull, now;
 	int still = 0, i;
 
 	(void)arg;
 	for (;;) {
 		sleep(1);
-		now = atomic_load(&rounds);
+		now = progress();
 		still = now == last ? still + 1 : 0;
 		last = now;
 		if (still < watchdog_secs)
 			continue;
-		printf("dirty_stress: WATCHDOG: no round finished for %d s: mode %s, round %lu, host in '%s', pages copied %lu, ring-full exits %lu\n",
-		       still, mode_name[mode], now, atomic_load(&phase),
-		       atomic_load(&pages_copied),
+		printf("dirty_stress: WATCHDOG: no progress for %d s: mode %s, round %lu, host in '%s', pages copied %lu, ring-full exits %lu\n",
+		       still, mode_name[mode], atomic_load(&rounds),
+		       atomic_load(&phase), atomic_load(&pages_copied),
 		       atomic_load(&ring_full_exits));
 		for (i = 0; i < nr_vcpus; i++)
 			printf("dirty_stress: WATCHDOG: vCPU %d: %lu writes%s\n",
-			       i, ((uint64_t *)addr_gva2hva(vm,
-					(vm_vaddr_t)&g_writes))[i],
+			       i, guest_writes(i),
 			       atomic_load(&vcpus_done[i]) ? ", done" : "");
 		fflush(stdout);
 		_exit(KSFT_FAIL);
@@ -318,7 +369,7 @@ int main(int argc, char **argv)
 			rings[i] = vcpu_map_dirty_ring(vcpus[i]);
 
 	/* The first round of a migration copies everything. */
-	harvest_and_copy();
+	harvest_and_copy(false);
 	memcpy(copy, slot_hva, npages * g_page_size);
 
 	pthread_create(&dog, NULL, watchdog, NULL);
@@ -326,12 +377,14 @@ int main(int argc, char **argv)
 		pthread_create(&threads[i], NULL, vcpu_thread, vcpus[i]);
 	end = time(NULL) + secs;
 	while (time(NULL) < end) {
-		harvest_and_copy();
+		harvest_and_copy(false);
 		churn_slot();
 		atomic_fetch_add(&rounds, 1);
 		usleep(20000);
 	}
 
+	if (wrong_order)
+		harvest_and_copy(true);
 	g_stop = 1;
 	sync_global_to_guest(vm, g_stop);
 	/*
@@ -343,14 +396,14 @@ int main(int argc, char **argv)
 			;
 		if (i == nr_vcpus)
 			break;
-		harvest_and_copy();
+		harvest_and_copy(false);
 		phase = "stopping the vCPUs";
 		usleep(1000);
 	}
 	for (i = 0; i < nr_vcpus; i++)
 		pthread_join(threads[i], NULL);
 	/* The last round, with the guest stopped. */
-	harvest_and_copy();
+	harvest_and_copy(false);
 	atomic_fetch_add(&rounds, 1);
 
 	for (p = 0; p < npages; p++)
