@@ -40,6 +40,10 @@ enum kd_counter {
 	KD_RING_ENTRIES_RESET,	/* entries handed back to user space */
 	KD_RING_WP_CALLS,	/* coalesced masked write-protects */
 	KD_RING_INVALID,	/* batches rejected: bad slot, range, flags */
+	KD_WP_ALL_ENABLED,	/* VMs that turned write-protect-all on */
+	KD_WP_ALL_CALLS,	/* KVM_WRITE_PROTECT_ALL_MEM calls served */
+	KD_WP_ALL_ROOT_ENTRIES,	/* root entries those calls write-protected */
+	KD_HARVEST_NO_WP,	/* GET/CLEAR/ring resets that skipped the WP */
 	KD_NR_COUNTERS
 };
 
@@ -47,6 +51,13 @@ enum kd_counter {
 enum kd_pcpu_counter {
 	KD_RING_PUSHES,		/* gfns pushed to a dirty ring */
 	KD_BITMAP_MARKS,	/* bits set in a dirty bitmap */
+	KD_WP_PUSH_L1,		/* write-protect-all push-downs into a table */
+	KD_WP_PUSH_L2,		/* of level 1 (4K leaves) .. 4 */
+	KD_WP_PUSH_L3,
+	KD_WP_PUSH_L4,
+	KD_WP_PUSH_PROTECTED,	/* entries those push-downs write-protected */
+	KD_WP_GRANTS,		/* non-leaf entries given W back by a fault */
+	KD_WP_RETRIES,		/* faults retried: table busy or entry changed */
 	KD_NR_PCPU_COUNTERS
 };
 void kd_count_pcpu(enum kd_pcpu_counter which);
@@ -92,6 +103,21 @@ struct kvm_dirty_ring *kd_vcpu_dirty_ring(struct kvm *kvm, u32 index);
 void kd_request_soft_full(struct kvm_vcpu *vcpu);
 void kd_cond_resched(void);
 
+/*
+ * Write-protect-all, x86 TDP MMU (include/linux/kvm_dirty_ops.h).  rust/
+ * views struct kvm_dirty_vm and struct kvm_dirty_table through #[repr(C)]
+ * mirrors (VmWpState, TableWp); the shim checks the layouts at build time.
+ */
+struct kvm_dirty_vm;
+struct kvm_dirty_table;
+struct kvm_dirty_vm *kd_vm_dirty_state(struct kvm *kvm);
+bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable);
+void kd_visit_root_tables(struct kvm *kvm,
+			    void (*fn)(void *ctx, struct kvm_dirty_table *table,
+				       u64 *spt),
+			    void *ctx);
+void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n);
+
 /* Rust entry points. */
 int kd_rs_vm_init(struct kvm *kvm);
 void kd_rs_vm_destroy(struct kvm *kvm);
@@ -101,5 +127,15 @@ int kd_rs_clear_dirty_log(struct kvm *kvm, u32 slot, u64 first_page,
 void kd_rs_mark_page_dirty(struct kvm_vcpu *vcpu, struct kvm_dirty_ring *ring,
 			   unsigned long *bitmap, u32 slot, u64 rel_gfn);
 int kd_rs_reset_dirty_rings(struct kvm *kvm);
+int kd_rs_wp_all_enable(struct kvm *kvm, u64 flags, u32 created_vcpus);
+int kd_rs_write_protect_all(struct kvm *kvm);
+int kd_rs_wp_step(struct kvm *kvm, bool write, struct kvm_dirty_table *table,
+		  u64 *table_spt, int index, u64 spte,
+		  struct kvm_dirty_table *child, u64 *child_spt,
+		  int child_level);
+void kd_rs_wp_link(struct kvm *kvm, struct kvm_dirty_table *child,
+		   u64 *child_spt, u64 *spte);
+void kd_rs_wp_leaf(struct kvm *kvm, struct kvm_dirty_table *table, int index,
+		   u64 new_spte);
 
 #endif /* KVM_DIRTY_SHIM_H */

@@ -56,6 +56,7 @@ fn clear_dirty_log(
     if first_page % 64 != 0 {
         return Err(EINVAL);
     }
+    let protect = vm.harvest_protects();
     let mut memslot = vm.memslot(as_id, id).ok_or(ENOENT)?;
     let npages = memslot.npages();
     let mmu = memslot.mmu();
@@ -82,14 +83,16 @@ fn clear_dirty_log(
         .reader()
         .read_slice(raw)?;
 
-    let stats = {
+    let first_word = first_page as usize / BITS_PER_WORD;
+    let stats = if protect {
         let locked = mmu.lock();
-        clear(
-            bitmaps.live,
-            first_page as usize / BITS_PER_WORD,
-            requested,
-            |page, mask| locked.write_protect_masked(page, mask),
-        )
+        clear(bitmaps.live, first_word, requested, |page, mask| {
+            locked.write_protect_masked(page, mask)
+        })
+    } else {
+        // Write-protect-all: user space protects everything next.
+        counters::add(Counter::KD_HARVEST_NO_WP, 1);
+        clear(bitmaps.live, first_word, requested, |_, _| {})
     };
     if stats.any_protected() {
         mmu.flush_tlbs();

@@ -65,6 +65,7 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
     // slots_lock.
     let mut guard = unsafe { SlotsLockGuard::lock(kvm) };
     let vm = guard.vm();
+    let protect = vm.harvest_protects();
     let mut total: u32 = 0;
     let mut interrupted = false;
 
@@ -75,7 +76,7 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
                 break 'rings;
             }
             let stats = ring::reset(ring.state, ring.entries, RESET_BATCH, |batch| {
-                protect_batch(&vm, batch)
+                protect_batch(&vm, batch, protect)
             });
             total = total.saturating_add(stats.entries);
             counters::add(Counter::KD_RING_WP_CALLS, u64::from(stats.batches));
@@ -89,9 +90,12 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
     // Entries are handed back only after their pages are write-protected and
     // the TLBs flushed, even when a signal cut the walk short: otherwise a
     // write through a stale TLB entry would be lost.
-    if total > 0 {
+    if total > 0 && protect {
         vm.flush_tlbs();
         counters::add(Counter::KD_TLB_FLUSHES, 1);
+    }
+    if !protect {
+        counters::add(Counter::KD_HARVEST_NO_WP, 1);
     }
     counters::add(Counter::KD_RING_ENTRIES_RESET, u64::from(total));
     drop(vm);
@@ -104,14 +108,18 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
     total.min(i32::MAX as u32) as i32
 }
 
-/// Write-protects one coalesced batch, if user space's entries named pages
-/// of a dirty-logged slot; anything else is counted and ignored.
-fn protect_batch(vm: &SlotsLocked<'_>, batch: Batch) {
+/// Write-protects one coalesced batch (unless the VM uses write-protect-all
+/// and asked not to), if user space's entries named pages of a dirty-logged
+/// slot; anything else is counted and ignored.
+fn protect_batch(vm: &SlotsLocked<'_>, batch: Batch, protect: bool) {
     let (as_id, id) = (batch.slot >> 16, batch.slot & 0xffff);
     let valid = as_id < vm.nr_address_spaces() && id < user_mem_slots();
     let memslot = if valid { vm.slot(as_id, id) } else { None };
     match memslot {
         Some(slot) if slot.dirty_logging() && batch_in_slot(&batch, slot.npages()) => {
+            if !protect {
+                return;
+            }
             slot.mmu()
                 .lock()
                 .write_protect_masked(batch.offset as usize, batch.mask as usize);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! KVM_GET_DIRTY_LOG: validate like upstream, harvest, protect, flush, copy.
+//! KVM_GET_DIRTY_LOG: validate like upstream, harvest, protect, flush, copy
+//! (without the protect and the flush for a VM that uses write-protect-all).
 
 use crate::bindings;
 use crate::counters::{self, Counter};
@@ -38,6 +39,7 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
         return Err(EINVAL);
     }
     let manual_protect = vm.manual_protect();
+    let protect = vm.harvest_protects();
     let mut memslot = vm.memslot(as_id, id).ok_or(ENOENT)?;
     let mmu = memslot.mmu();
     let bitmaps = memslot.bitmaps().ok_or(ENOENT)?;
@@ -48,6 +50,14 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
         let pages = snapshot_only(bitmaps.live, bitmaps.buffer);
         counters::add(Counter::KD_WORDS_SCANNED, bitmaps.live.len() as u64);
         counters::add(Counter::KD_PAGES_HARVESTED, pages);
+    } else if !protect {
+        // Write-protect-all: user space protects everything next, before it
+        // copies (Documentation/wp-all.rst).
+        let stats = harvest(bitmaps.live, bitmaps.buffer, |_, _| {});
+        counters::add(Counter::KD_HARVEST_NO_WP, 1);
+        counters::add(Counter::KD_WORDS_SCANNED, stats.words_scanned);
+        counters::add(Counter::KD_WORDS_DIRTY, stats.words_dirty);
+        counters::add(Counter::KD_PAGES_HARVESTED, stats.pages);
     } else {
         let stats = {
             let locked = mmu.lock();

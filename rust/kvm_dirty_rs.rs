@@ -12,7 +12,10 @@
 //! manual-protect snapshot), `KVM_CLEAR_DIRTY_LOG`, mark_page_dirty (the
 //! bitmap bit or the dirty-ring push, with the soft-full request), and
 //! `KVM_RESET_DIRTY_RINGS`.  Enabling the ring, its mmap and the soft-full
-//! exit check on guest entry stay KVM's C code.
+//! exit check on guest entry stay KVM's C code.  On the x86 TDP MMU also
+//! write-protect-all (`KVM_CAP_DIRTY_WP_ALL`, `KVM_WRITE_PROTECT_ALL_MEM`):
+//! the generations, the fault-time push-down and the records of writable
+//! entries, through KVM's MMU hooks.
 //! Counters of what was served are in `/sys/kernel/debug/kvm_dirty/`.
 
 use counters::Counter;
@@ -33,10 +36,11 @@ mod clear;
 mod harvest;
 #[allow(unreachable_pub)]
 mod ring;
-// Write-protect-all (issue 14): built here so it stays kernel-clean, but not
-// called yet; the MMU hooks that will use it are not written.
+// Write-protect-all (issue 14): the MMU-independent core, and its kernel
+// side on the x86 TDP MMU.
 #[allow(unreachable_pub, dead_code)]
 mod wp_all;
+mod wp_all_tdp;
 
 module! {
     type: KvmDirty,

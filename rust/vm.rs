@@ -51,6 +51,13 @@ impl SlotsLocked<'_> {
         unsafe { bindings::kd_manual_protect(self.raw()) }
     }
 
+    /// False when the VM asked GET/CLEAR_DIRTY_LOG and ring resets not to
+    /// write-protect what they harvest (it uses write-protect-all).
+    pub(crate) fn harvest_protects(&self) -> bool {
+        // SAFETY: live VM.
+        !unsafe { crate::wp_all_tdp::harvest_without_wp(self.raw()) }
+    }
+
     pub(crate) fn nr_address_spaces(&self) -> u32 {
         // SAFETY: live VM.
         unsafe { bindings::kd_nr_memslot_as_ids(self.raw()) }

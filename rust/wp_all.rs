@@ -43,10 +43,12 @@
 //!   which is excluded.  Paths that make entries writable without that walk
 //!   (x86's lockless fast page fault) must not do so while the VM uses
 //!   WP-all: they fall back to the locked fault path.
-//! - New tables: one a fault installs empty, under an entry its walk has just
-//!   made current, starts current ([`TableWp::new_empty`]); one made by
-//!   splitting a huge mapping starts stale, with its writable entries
-//!   recorded ([`TableWp::new_split`]).
+//! - New tables start current with nothing recorded, and are linked by an
+//!   entry without W, their own entries without W too (a split huge mapping
+//!   loses W on its small entries: its W may date from before the last
+//!   WP-all).  The next fault's walk gives the link W.  A split table made
+//!   current with its entries' W kept would let writes go unlogged (the
+//!   model test shows it).
 //!
 //! Architectures without hierarchical write permission (arm64 stage 2) need
 //! another way to stop writes below a table entry; they can still share the
@@ -65,7 +67,9 @@ const WORDS: usize = ENTRIES / 64;
 /// into it.  Generations count WP-all calls, so they never reach this bit.
 const CLAIMED: u64 = 1 << 63;
 
-/// The VM's write-protect-all generation.
+/// The VM's write-protect-all generation.  `repr(C)`: the kernel keeps it
+/// in `struct kvm_dirty_vm`.
+#[repr(C)]
 pub struct VmWp {
     gen: AtomicU64,
 }
@@ -130,7 +134,9 @@ impl PushDown {
     }
 }
 
-/// A page table's write-protect-all state.
+/// A page table's write-protect-all state.  `repr(C)`: the kernel keeps it
+/// in each page table's `struct kvm_dirty_table`, zeroed at allocation.
+#[repr(C)]
 pub struct TableWp {
     /// The generation the entries were last protected at, | [`CLAIMED`].
     gen: AtomicU64,
@@ -148,18 +154,16 @@ impl TableWp {
         }
     }
 
-    /// The state of a table made by splitting a huge mapping whose small
-    /// entries start as `writable` (bit i of word w: entry 64 * w + i).  It
-    /// is never current for a VM that has used WP-all: the huge mapping's W
-    /// may date from before the last WP-all (its own table not yet pushed
-    /// into), so the first fault that descends here protects what it
-    /// recorded.  Giving it the VM's generation instead would let writes
-    /// through those entries go unlogged (the model test shows it).
-    pub fn new_split(writable: [u64; WORDS]) -> Self {
-        Self {
-            gen: AtomicU64::new(0),
-            maybe_writable: writable.map(AtomicU64::new),
+    /// Makes a table that is about to be linked, and that no other CPU can
+    /// reach yet, current at `gen` with nothing recorded: the caller has
+    /// cleared W on all its entries.
+    pub fn init_current(&self, gen: u64) {
+        for word in &self.maybe_writable {
+            word.store(0, Ordering::Relaxed);
         }
+        // Release: linking the table publishes it (the link is a release
+        // cmpxchg too); this keeps the order obvious.
+        self.gen.store(gen, Ordering::Release);
     }
 
     /// Whether the table is current at VM generation `gen` (no push-down

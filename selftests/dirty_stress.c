@@ -20,6 +20,9 @@
  *   -w secs   watchdog: with no progress (no harvest round, no guest write)
  *             for that long, print where every thread stands and fail
  *             (default 60)
+ *   -A        write-protect-all (KVM_CAP_DIRTY_WP_ALL): every mode harvests
+ *             without write-protect (GET, CLEAR or the ring reset), then
+ *             KVM_WRITE_PROTECT_ALL_MEM, then copies
  *   -W        clear mode the wrong way round, copy before CLEAR: writes
  *             between the copy and the CLEAR are lost, and the check must
  *             say so (a test of the test).  The last round makes the loss
@@ -89,7 +92,7 @@ static struct kvm_dirty_gfn *rings[MAX_VCPUS];
 static uint32_t fetch[MAX_VCPUS];
 static uint32_t ring_entries;
 static enum mode mode;
-static bool wrong_order;
+static bool wrong_order, wp_all;
 static int nr_vcpus = 2;
 static uint64_t npages, slot_gpa;
 static uint8_t *slot_hva, *copy;
@@ -208,6 +211,11 @@ static void harvest_and_copy(bool last_wrong_round)
 		kvm_vm_reset_dirty_ring(vm);
 		break;
 	}
+	if (wp_all) {
+		/* After the harvest, before the copy: see -A. */
+		phase = "KVM_WRITE_PROTECT_ALL_MEM";
+		vm_ioctl(vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
+	}
 	phase = "copying";
 	for (p = 0; p < npages; p++)
 		if (test_bit(p, bitmap)) {
@@ -293,7 +301,7 @@ int main(int argc, char **argv)
 	int secs = 30, opt, i;
 	time_t end;
 
-	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:W")) != -1) {
+	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:WA")) != -1) {
 		switch (opt) {
 		case 'M':
 			for (mode = BITMAP; mode <= RING; mode++)
@@ -320,8 +328,11 @@ int main(int argc, char **argv)
 		case 'W':
 			wrong_order = true;
 			break;
+		case 'A':
+			wp_all = true;
+			break;
 		default:
-			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W]\n",
+			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W] [-A]\n",
 			       argv[0]);
 			exit(KSFT_FAIL);
 		}
@@ -347,6 +358,12 @@ int main(int argc, char **argv)
 	if (mode == CLEAR)
 		vm_enable_cap(vm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
 			      KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE);
+	if (wp_all) {
+		TEST_REQUIRE(vm_check_cap(vm, KVM_CAP_DIRTY_WP_ALL) == 1);
+		TEST_ASSERT(!wrong_order, "-W and -A: one protocol at a time");
+		vm_enable_cap(vm, KVM_CAP_DIRTY_WP_ALL,
+			      KVM_DIRTY_WP_ALL_NO_HARVEST_WP);
+	}
 	for (i = 0; i < nr_vcpus; i++) {
 		vcpus[i] = vm_vcpu_add(vm, i, guest_code);
 		vcpu_args_set(vcpus[i], 1, i);
@@ -417,8 +434,9 @@ int main(int argc, char **argv)
 	sync_global_from_guest(vm, g_writes);
 	for (i = 0; i < nr_vcpus; i++)
 		writes += g_writes[i];
-	printf("STRESS mode=%s vcpus=%d secs=%d thp=%d rounds=%lu pages=%lu writes=%lu slot_churn=%lu ring_full_exits=%lu diffs=%lu\n",
-	       mode_name[mode], nr_vcpus, secs, src == VM_MEM_SRC_ANONYMOUS_THP,
+	printf("STRESS mode=%s%s vcpus=%d secs=%d thp=%d rounds=%lu pages=%lu writes=%lu slot_churn=%lu ring_full_exits=%lu diffs=%lu\n",
+	       mode_name[mode], wp_all ? "+wp-all" : "", nr_vcpus, secs,
+	       src == VM_MEM_SRC_ANONYMOUS_THP,
 	       atomic_load(&rounds), atomic_load(&pages_copied), writes,
 	       atomic_load(&churns), atomic_load(&ring_full_exits), diffs);
 	TEST_ASSERT(writes > 0, "the guest wrote nothing");

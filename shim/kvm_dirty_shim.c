@@ -48,6 +48,44 @@ static void kd_mark_page_dirty(struct kvm *kvm, struct kvm_vcpu *vcpu,
 			      (memslot->as_id << 16) | memslot->id, rel_gfn);
 }
 
+/*
+ * Write-protect-all: KVM_CAP_DIRTY_WP_ALL and KVM_WRITE_PROTECT_ALL_MEM
+ * (uapi in kernel/0003-*.patch).  Argument plumbing; rust/wp_all_tdp.rs
+ * decides.
+ */
+static int kd_check_extension(struct kvm *kvm, long cap)
+{
+	u64 present, writable;
+
+	if (cap != KVM_CAP_DIRTY_WP_ALL)
+		return -ENOIOCTLCMD;
+	return kd_wp_all_supported(kvm, &present, &writable);
+}
+
+static int kd_enable_cap(struct kvm *kvm, struct kvm_enable_cap *cap)
+{
+	int r;
+
+	if (cap->cap != KVM_CAP_DIRTY_WP_ALL)
+		return -ENOIOCTLCMD;
+	if (cap->flags || cap->args[1] || cap->args[2] || cap->args[3])
+		return -EINVAL;
+	/* kvm->lock keeps vCPUs from being created meanwhile. */
+	mutex_lock(&kvm->lock);
+	r = kd_rs_wp_all_enable(kvm, cap->args[0], kvm->created_vcpus);
+	mutex_unlock(&kvm->lock);
+	return r;
+}
+
+static long kd_vm_ioctl(struct kvm *kvm, unsigned int ioctl, unsigned long arg)
+{
+	if (ioctl != KVM_WRITE_PROTECT_ALL_MEM)
+		return -ENOIOCTLCMD;
+	if (arg)
+		return -EINVAL;
+	return kd_rs_write_protect_all(kvm);
+}
+
 static const struct kvm_dirty_ops kd_ops = {
 	.owner = THIS_MODULE,
 	.vm_init = kd_rs_vm_init,
@@ -56,6 +94,12 @@ static const struct kvm_dirty_ops kd_ops = {
 	.clear_dirty_log = kd_clear_dirty_log,
 	.mark_page_dirty = kd_mark_page_dirty,
 	.reset_dirty_rings = kd_rs_reset_dirty_rings,
+	.check_extension = kd_check_extension,
+	.enable_cap = kd_enable_cap,
+	.vm_ioctl = kd_vm_ioctl,
+	.wp_step = kd_rs_wp_step,
+	.wp_link = kd_rs_wp_link,
+	.wp_leaf = kd_rs_wp_leaf,
 };
 
 static const char *const kd_counter_names[KD_NR_COUNTERS] = {
@@ -78,11 +122,22 @@ static const char *const kd_counter_names[KD_NR_COUNTERS] = {
 	[KD_RING_ENTRIES_RESET] = "ring_entries_reset",
 	[KD_RING_WP_CALLS] = "ring_wp_calls",
 	[KD_RING_INVALID] = "ring_invalid",
+	[KD_WP_ALL_ENABLED] = "wp_all_enabled",
+	[KD_WP_ALL_CALLS] = "wp_all_calls",
+	[KD_WP_ALL_ROOT_ENTRIES] = "wp_all_root_entries",
+	[KD_HARVEST_NO_WP] = "harvest_no_wp",
 };
 
 static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
 	[KD_RING_PUSHES] = "ring_pushes",
 	[KD_BITMAP_MARKS] = "bitmap_marks",
+	[KD_WP_PUSH_L1] = "wp_push_l1",
+	[KD_WP_PUSH_L2] = "wp_push_l2",
+	[KD_WP_PUSH_L3] = "wp_push_l3",
+	[KD_WP_PUSH_L4] = "wp_push_l4",
+	[KD_WP_PUSH_PROTECTED] = "wp_push_protected",
+	[KD_WP_GRANTS] = "wp_grants",
+	[KD_WP_RETRIES] = "wp_retries",
 };
 
 static DEFINE_PER_CPU(u64, kd_pcpu[KD_NR_PCPU_COUNTERS]);
@@ -90,6 +145,11 @@ static DEFINE_PER_CPU(u64, kd_pcpu[KD_NR_PCPU_COUNTERS]);
 void kd_count_pcpu(enum kd_pcpu_counter which)
 {
 	this_cpu_inc(kd_pcpu[which]);
+}
+
+void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n)
+{
+	this_cpu_add(kd_pcpu[which], n);
 }
 
 static int kd_pcpu_get(void *data, u64 *val)
@@ -115,6 +175,11 @@ static_assert(sizeof(struct kvm_dirty_gfn) == 16);
 static_assert(offsetof(struct kvm_dirty_gfn, flags) == 0);
 static_assert(offsetof(struct kvm_dirty_gfn, slot) == 4);
 static_assert(offsetof(struct kvm_dirty_gfn, offset) == 8);
+/* rust/wp_all.rs (TableWp) and rust/wp_all_tdp.rs (VmWpState). */
+static_assert(sizeof(struct kvm_dirty_table) == 72);
+static_assert(offsetof(struct kvm_dirty_table, maybe_writable) == 8);
+static_assert(sizeof(struct kvm_dirty_vm) == 16);
+static_assert(offsetof(struct kvm_dirty_vm, flags) == 8);
 
 static struct dentry *kd_debugfs;
 
@@ -269,3 +334,43 @@ void kd_cond_resched(void)
 {
 	cond_resched();
 }
+
+struct kvm_dirty_vm *kd_vm_dirty_state(struct kvm *kvm)
+{
+	return &kvm->dirty_vm;
+}
+
+#ifdef CONFIG_X86
+bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable)
+{
+	struct kvm_dirty_spte_masks masks;
+	bool ok = kvm_tdp_mmu_wp_all_supported(kvm, &masks);
+
+	*present = masks.present;
+	*writable = masks.writable;
+	return ok;
+}
+
+void kd_visit_root_tables(struct kvm *kvm,
+			    void (*fn)(void *ctx, struct kvm_dirty_table *table,
+				       u64 *spt),
+			    void *ctx)
+{
+	kvm_tdp_mmu_visit_roots(kvm, fn, ctx);
+}
+#else
+/* arm64 stage 2 has no hierarchical write permission: issue 11. */
+bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable)
+{
+	*present = 0;
+	*writable = 0;
+	return false;
+}
+
+void kd_visit_root_tables(struct kvm *kvm,
+			    void (*fn)(void *ctx, struct kvm_dirty_table *table,
+				       u64 *spt),
+			    void *ctx)
+{
+}
+#endif

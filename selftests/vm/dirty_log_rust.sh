@@ -1,6 +1,6 @@
 #!/bin/sh
 # dirty_log_rust.sh MODE ITERATIONS [ARGS...]: upstream dirty_log_test in
-# MODE (dirty-log, clear-log, dirty-ring or all) with its VMs bound to
+# MODE (dirty-log, clear-log, dirty-ring, wp-all or all) with its VMs bound to
 # kvm_dirty.ko, over every guest mode it supports (unless ARGS has -m).
 # The counters must show that the module served every dirty-tracking call
 # of the run: per VM, one GET_DIRTY_LOG (and in clear-log one
@@ -22,17 +22,19 @@ runs() { awk -v m="$1" '/Testing Log Mode/ { cur = $4 } /Testing guest mode/ &&
 	(m == "any" || cur == "\047" m "\047" || cur == "") { n++ } END { print n + 0 }' /tmp/dlt.out; }
 vms=$(runs any)
 case $mode in
-all) dl=$(runs dirty-log) cl=$(runs clear-log) dr=$(runs dirty-ring) ;;
-dirty-log) dl=$vms cl=0 dr=0 ;;
-clear-log) dl=0 cl=$vms dr=0 ;;
-dirty-ring) dl=0 cl=0 dr=$vms ;;
+all) dl=$(runs dirty-log) cl=$(runs clear-log) dr=$(runs dirty-ring) wa=$(runs wp-all) ;;
+dirty-log) dl=$vms cl=0 dr=0 wa=0 ;;
+clear-log) dl=0 cl=$vms dr=0 wa=0 ;;
+dirty-ring) dl=0 cl=0 dr=$vms wa=0 ;;
+wp-all) dl=0 cl=0 dr=0 wa=$vms ;;
 esac
-echo "runs: $vms VMs (dirty-log $dl, clear-log $cl, dirty-ring $dr)"
+echo "runs: $vms VMs (dirty-log $dl, clear-log $cl, dirty-ring $dr, wp-all $wa)"
 want_gt "VMs run" "$vms" 0
 # arm64's selftest library also creates a VM to probe the page sizes.
 want_ge "VMs bound" "$(delta before vms_bound)" "$vms"
 want_eq "VMs of the run still bound" "$(delta before vms_live)" 0
-want_eq "GET_DIRTY_LOG served" "$(delta before get_dirty_log)" $(((dl + cl) * (iters - 1)))
+want_eq "GET_DIRTY_LOG served" "$(delta before get_dirty_log)" $(((dl + cl + wa) * (iters - 1)))
+want_eq "WP-all calls" "$(delta before wp_all_calls)" $((wa * (iters - 1)))
 want_eq "GET_DIRTY_LOG errors" "$(delta before get_dirty_log_errors)" 0
 want_eq "CLEAR_DIRTY_LOG served" "$(delta before clear_dirty_log)" $((cl * (iters - 1)))
 want_eq "CLEAR_DIRTY_LOG errors" "$(delta before clear_dirty_log_errors)" 0
@@ -60,6 +62,6 @@ if [ "$dr" -gt 0 ]; then
 	want_eq "invalid batches" "$(delta before ring_invalid)" 0
 	want_eq "ring overflows" "$(delta before ring_full)" 0
 fi
-if [ "$dl" = 0 ] && [ "$cl" = 0 ]; then
+if [ "$dl" = 0 ] && [ "$cl" = 0 ] && [ "$wa" = 0 ]; then
 	want_eq "bitmap marks" "$(delta before bitmap_marks)" 0
 fi

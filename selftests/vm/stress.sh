@@ -1,7 +1,8 @@
 #!/bin/sh
 # stress.sh PATH ARGS...: dirty_stress (a migration-like stress checked byte
 # for byte) with its VM on PATH, rust (bound to kvm_dirty.ko, counters must
-# show the module served it) or c (bind_vms=0, counters must not move).
+# show the module served it; with -A, that write-protect-all replaced the
+# per-page write-protect) or c (bind_vms=0, counters must not move).
 . /tests/lib.sh
 path=$1
 shift
@@ -21,6 +22,16 @@ served=$(($(delta before get_dirty_log) + $(delta before ring_resets)))
 if [ "$path" = rust ]; then
 	want_gt "harvests served in Rust" "$served" 0
 	want_eq "VMs still bound" "$(delta before vms_live)" 0
+	case " $* " in
+	*" -A "*)
+		want_gt "WP-all calls" "$(delta before wp_all_calls)" 0
+		want_eq "WP-all calls = harvests" "$(delta before wp_all_calls)" \
+			"$(delta before harvest_no_wp)"
+		want_eq "pages write-protected one by one" \
+			"$(delta before pages_protected)" 0
+		want_gt "push-downs into leaf tables" "$(delta before wp_push_l1)" 0
+		;;
+	esac
 else
 	want_eq "harvests served in Rust" "$served" 0
 fi

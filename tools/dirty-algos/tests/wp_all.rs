@@ -62,8 +62,9 @@ enum Order {
 #[derive(Clone, Copy)]
 struct Rules {
     order: Order,
-    /// A table split from a huge leaf starts current (wrong) instead of
-    /// stale (rust/wp_all.rs: TableWp::new_split).
+    /// A table split from a huge leaf keeps its leaves' W, current, under
+    /// an entry with W (wrong), instead of losing W on all of them
+    /// (rust/wp_all_tdp.rs: kd_rs_wp_link).
     split_current: bool,
 }
 
@@ -176,39 +177,43 @@ impl Vm {
     }
 
     /// Splits the huge leaf at entry `i` of middle table `t` into a leaf
-    /// table whose entries keep its W; like KVM, the entry becomes a table
-    /// entry with W (make_nonleaf_spte), recorded.
+    /// table, as rust/wp_all_tdp.rs links it (kd_rs_wp_link): the new
+    /// entries lose the huge leaf's W, the table starts current with nothing
+    /// recorded, and the entry linking it has no W (the next fault's walk
+    /// gives it W).  The wrong rule keeps the leaves' W in a table made
+    /// current, under an entry with W, as upstream's make_nonleaf_spte would.
     fn split(&mut self, t: usize, i: usize) -> usize {
         let e = self.tables[t].entries[i];
         assert_eq!(e.kind, Kind::Leaf);
-        let writable = if e.w { (1u64 << L) - 1 } else { 0 };
-        let mut bits = [0u64; ENTRIES / 64];
-        bits[0] = writable;
-        let wp = if self.rules.split_current {
-            let t = TableWp::new_empty(self.gen());
-            (0..L).filter(|_| e.w).for_each(|j| t.note_writable(j));
-            t
-        } else {
-            TableWp::new_split(bits)
-        };
-        let child = self.new_table(L, wp);
+        let keep_w = self.rules.split_current && e.w;
+        let child = self.new_table(L, TableWp::new_empty(self.gen()));
         for j in 0..L {
+            if keep_w {
+                self.tables[child].wp.note_writable(j);
+            }
             self.tables[child].entries[j] = Entry {
                 kind: Kind::Leaf,
-                w: e.w,
+                w: keep_w,
             };
         }
-        self.tables[t].entries[i].kind = Kind::Table(child);
-        self.give_w(t, i);
+        self.tables[t].entries[i] = Entry {
+            kind: Kind::Table(child),
+            w: false,
+        };
+        if self.rules.split_current {
+            self.give_w(t, i);
+        }
         child
     }
 
-    /// Installs a fresh empty table at entry `i` of `t` (whose walk is
-    /// current), with W.
+    /// Installs a fresh empty table at entry `i` of `t`, as kd_rs_wp_link
+    /// does: current, linked by an entry without W.
     fn install(&mut self, t: usize, i: usize, n: usize) -> usize {
         let child = self.new_table(n, TableWp::new_empty(self.gen()));
-        self.tables[t].entries[i].kind = Kind::Table(child);
-        self.give_w(t, i);
+        self.tables[t].entries[i] = Entry {
+            kind: Kind::Table(child),
+            w: false,
+        };
         child
     }
 
@@ -238,9 +243,10 @@ impl Vm {
                 return;
             }
             Kind::Leaf => {
-                // A write to a huge page under dirty logging: split it.
-                self.split(mid, m);
-                (self.descend(mid, m), l)
+                // A write to a huge page under dirty logging: split it; the
+                // walk goes on into the new table (as KVM's does, without
+                // the hook on the entry it just linked).
+                (self.split(mid, m), l)
             }
             Kind::Table(_) => (self.descend(mid, m), l),
         };
@@ -274,12 +280,15 @@ impl Vm {
 
     fn write(&mut self, p: usize) {
         if !self.writable(p) {
+            // A fault that links new tables leaves their entries without
+            // W: the guest's retry faults again, and that walk gives W.
             let huge = p.is_multiple_of(3);
-            self.fault(p, true, huge);
-            assert!(
-                self.writable(p),
-                "page {p} still not writable after its fault"
-            );
+            let mut faults = 0;
+            while !self.writable(p) {
+                faults += 1;
+                assert!(faults <= 3, "page {p} still not writable after 3 faults");
+                self.fault(p, true, huge);
+            }
         } else if !self.dirty.contains(&p) {
             self.stats.unlogged_writes += 1;
         }
