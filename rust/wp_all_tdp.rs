@@ -41,6 +41,9 @@ const VM_WP_ALL: usize = 1 << 0;
 /// Ours: GET/CLEAR_DIRTY_LOG and ring resets skip the per-page protect.
 const VM_NO_HARVEST_WP: usize = 1 << 8;
 
+/// -EOPNOTSUPP, which the kernel crate of 6.12 does not name.
+const EOPNOTSUPP_ERRNO: i32 = -(kernel::bindings::EOPNOTSUPP as i32);
+
 /// `KVM_DIRTY_WP_ALL_NO_HARVEST_WP`, the one flag of the capability.
 const CAP_NO_HARVEST_WP: u64 = 1 << 0;
 
@@ -86,7 +89,12 @@ unsafe fn table<'a>(
 ) -> (&'a TableWp, &'a [AtomicU64; ENTRIES]) {
     // SAFETY: caller's contract; struct kvm_dirty_table is laid out as
     // TableWp (asserted by the shim), a table is ENTRIES u64s, page-aligned.
-    unsafe { (&*table.cast::<TableWp>(), &*spt.cast::<[AtomicU64; ENTRIES]>()) }
+    unsafe {
+        (
+            &*table.cast::<TableWp>(),
+            &*spt.cast::<[AtomicU64; ENTRIES]>(),
+        )
+    }
 }
 
 /// Clears W on a present entry; returns whether it was writable.
@@ -134,13 +142,13 @@ extern "C" fn kd_rs_wp_all_enable(kvm: *mut bindings::kvm, flags: u64, created_v
     // SAFETY: live VM; the masks are written before the call returns.
     let supported = unsafe { bindings::kd_wp_all_supported(kvm, &mut present, &mut writable) };
     if !supported {
-        return EOPNOTSUPP.to_errno();
+        return EOPNOTSUPP_ERRNO;
     }
     if present != PRESENT || writable != WRITABLE {
         pr_warn!(
             "write-protect-all refused: SPTE present/W masks {present:#x}/{writable:#x}, expected {PRESENT:#x}/{WRITABLE:#x}\n"
         );
-        return EOPNOTSUPP.to_errno();
+        return EOPNOTSUPP_ERRNO;
     }
     if flags & !CAP_NO_HARVEST_WP != 0 {
         return EINVAL.to_errno();

@@ -23,6 +23,10 @@
  *   -A        write-protect-all (KVM_CAP_DIRTY_WP_ALL): every mode harvests
  *             without write-protect (GET, CLEAR or the ring reset), then
  *             KVM_WRITE_PROTECT_ALL_MEM, then copies
+ *   -N        with -A, skip the KVM_WRITE_PROTECT_ALL_MEM: nothing protects
+ *             the pages, writes after the first harvest go unlogged, and the
+ *             check must say so (a test of -A); the last round makes the
+ *             loss certain, as with -W, the window being after its copy
  *   -W        clear mode the wrong way round, copy before CLEAR: writes
  *             between the copy and the CLEAR are lost, and the check must
  *             say so (a test of the test).  The last round makes the loss
@@ -92,7 +96,7 @@ static struct kvm_dirty_gfn *rings[MAX_VCPUS];
 static uint32_t fetch[MAX_VCPUS];
 static uint32_t ring_entries;
 static enum mode mode;
-static bool wrong_order, wp_all;
+static bool wrong_order, wp_all, wp_all_skip;
 static int nr_vcpus = 2;
 static uint64_t npages, slot_gpa;
 static uint8_t *slot_hva, *copy;
@@ -137,10 +141,12 @@ static uint64_t guest_writes(int i)
 }
 
 /*
- * -W's last round, between its copy and its CLEAR: let every vCPU rewrite
- * all its pages once more, then stop it.  Those writes land on pages the
- * snapshot reported, which the CLEAR then protects unseen: without them
- * the loss would depend on where the vCPUs' last writes fall in time.
+ * The last round of -W (between its copy and its CLEAR) and of -N (after
+ * its copy): let every vCPU rewrite all its pages once more, then stop it.
+ * -W: those writes land on pages the snapshot reported, which the CLEAR
+ * then protects unseen.  -N: they land on pages nothing protected since
+ * their last fault.  Without this the loss would depend on where the
+ * vCPUs' last writes fall in time.
  */
 static void stop_vcpus_in_window(void)
 {
@@ -211,7 +217,7 @@ static void harvest_and_copy(bool last_wrong_round)
 		kvm_vm_reset_dirty_ring(vm);
 		break;
 	}
-	if (wp_all) {
+	if (wp_all && !wp_all_skip) {
 		/* After the harvest, before the copy: see -A. */
 		phase = "KVM_WRITE_PROTECT_ALL_MEM";
 		vm_ioctl(vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
@@ -224,11 +230,10 @@ static void harvest_and_copy(bool last_wrong_round)
 			n++;
 		}
 	atomic_fetch_add(&pages_copied, n);
-	if (mode == CLEAR && wrong_order) {
-		if (last_wrong_round)
-			stop_vcpus_in_window();
+	if (last_wrong_round)
+		stop_vcpus_in_window();
+	if (mode == CLEAR && wrong_order)
 		kvm_vm_clear_dirty_log(vm, SLOT, bitmap, 0, npages);
-	}
 }
 
 /* An unlogged slot deleted and re-created (logged every other time). */
@@ -301,7 +306,7 @@ int main(int argc, char **argv)
 	int secs = 30, opt, i;
 	time_t end;
 
-	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:WA")) != -1) {
+	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:WAN")) != -1) {
 		switch (opt) {
 		case 'M':
 			for (mode = BITMAP; mode <= RING; mode++)
@@ -331,8 +336,11 @@ int main(int argc, char **argv)
 		case 'A':
 			wp_all = true;
 			break;
+		case 'N':
+			wp_all_skip = true;
+			break;
 		default:
-			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W] [-A]\n",
+			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W] [-A [-N]]\n",
 			       argv[0]);
 			exit(KSFT_FAIL);
 		}
@@ -400,8 +408,16 @@ int main(int argc, char **argv)
 		usleep(20000);
 	}
 
-	if (wrong_order)
+	if (wrong_order || wp_all_skip) {
+		/*
+		 * A round after the last memslot churn (which may zap the
+		 * slot's mappings, so that writes fault and are logged again),
+		 * then the round whose window loses the writes.
+		 */
+		usleep(100000);
+		harvest_and_copy(false);
 		harvest_and_copy(true);
+	}
 	g_stop = 1;
 	sync_global_to_guest(vm, g_stop);
 	/*

@@ -6,8 +6,9 @@
 # without write-protect, then KVM_WRITE_PROTECT_ALL_MEM, then the test's
 # check of the pages; the counters must show every GET harvesting without
 # protecting, one WP-all per GET, push-downs into leaf tables and above, and
-# non-leaf entries given W back by faults.  Then the C path must not offer
-# the capability.
+# non-leaf entries given W back by faults.  Then dirty_stress -A without its
+# WP-all calls must lose pages (so the WP-all is what keeps -A correct), and
+# the C path must not offer the capability.
 #
 # With "unsupported" (the shadow MMU, arm64): the module must refuse it, so
 # both tests skip, and nothing of it is counted.
@@ -57,6 +58,16 @@ want_gt "non-leaf entries given W back" "$(delta before wp_grants)" 0
 echo "push-downs by level: l1 $(delta before wp_push_l1) l2 $(delta before wp_push_l2)" \
 	"l3 $(delta before wp_push_l3) l4 $(delta before wp_push_l4);" \
 	"retries $(delta before wp_retries)"
+
+# A test of the test: without the WP-all, harvests that do not protect
+# leave every page writable, and the byte-for-byte check must see it.
+/tests/dirty_stress -A -N -M bitmap -t 5 > /tmp/wpall-n.out 2>&1
+rc=$?
+grep -E '^STRESS' /tmp/wpall-n.out
+[ $rc != 0 ] || fail "dirty_stress -A -N passed: its check cannot see unprotected pages"
+grep -q '^STRESS .* diffs=[1-9]' /tmp/wpall-n.out ||
+	fail "dirty_stress -A -N failed for another reason"
+echo "ok: harvests without protect and without WP-all lose pages, and dirty_stress says so"
 
 bind_vms 0
 want_skip "C path"
