@@ -35,7 +35,10 @@
  *
  * Prints one line:
  *   STRESS mode=ring vcpus=2 secs=30 rounds=N pages=N writes=N
- *     slot_churn=N diffs=0
+ *     slot_churn=N ring_full_exits=N harvest_us=N wp_all_us=N diffs=0
+ * where harvest_us and wp_all_us are the mean time per round of the
+ * harvest ioctls (GET, CLEAR, or the ring collection and reset) and of
+ * KVM_WRITE_PROTECT_ALL_MEM.
  * and exits 0 only if the copy matched.  Uses the upstream KVM selftest
  * library (libkvm) for the vCPUs and guests; runs on x86_64 and arm64.
  */
@@ -190,12 +193,24 @@ static void collect_ring(int i)
  * One round: learn what was dirtied, make sure later writes to those pages
  * will be reported again, then copy them: the order every mode must keep.
  */
+/* Time in the kernel per round, for the STRESS line. */
+static uint64_t harvest_ns, wp_all_ns, timed_rounds;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
 static void harvest_and_copy(bool last_wrong_round)
 {
-	uint64_t p, n = 0;
+	uint64_t p, n = 0, t0, t1;
 	int i;
 
 	memset(bitmap, 0, DIV_ROUND_UP(npages, 64) * 8);
+	t0 = now_ns();
 	switch (mode) {
 	case BITMAP:
 		phase = "GET_DIRTY_LOG";
@@ -217,11 +232,15 @@ static void harvest_and_copy(bool last_wrong_round)
 		kvm_vm_reset_dirty_ring(vm);
 		break;
 	}
+	t1 = now_ns();
 	if (wp_all && !wp_all_skip) {
 		/* After the harvest, before the copy: see -A. */
 		phase = "KVM_WRITE_PROTECT_ALL_MEM";
 		vm_ioctl(vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
 	}
+	harvest_ns += t1 - t0;
+	wp_all_ns += now_ns() - t1;
+	timed_rounds++;
 	phase = "copying";
 	for (p = 0; p < npages; p++)
 		if (test_bit(p, bitmap)) {
@@ -450,11 +469,13 @@ int main(int argc, char **argv)
 	sync_global_from_guest(vm, g_writes);
 	for (i = 0; i < nr_vcpus; i++)
 		writes += g_writes[i];
-	printf("STRESS mode=%s%s vcpus=%d secs=%d thp=%d rounds=%lu pages=%lu writes=%lu slot_churn=%lu ring_full_exits=%lu diffs=%lu\n",
+	printf("STRESS mode=%s%s vcpus=%d secs=%d thp=%d rounds=%lu pages=%lu writes=%lu slot_churn=%lu ring_full_exits=%lu harvest_us=%lu wp_all_us=%lu diffs=%lu\n",
 	       mode_name[mode], wp_all ? "+wp-all" : "", nr_vcpus, secs,
 	       src == VM_MEM_SRC_ANONYMOUS_THP,
 	       atomic_load(&rounds), atomic_load(&pages_copied), writes,
-	       atomic_load(&churns), atomic_load(&ring_full_exits), diffs);
+	       atomic_load(&churns), atomic_load(&ring_full_exits),
+	       harvest_ns / timed_rounds / 1000, wp_all_ns / timed_rounds / 1000,
+	       diffs);
 	TEST_ASSERT(writes > 0, "the guest wrote nothing");
 	TEST_ASSERT(diffs == 0, "%lu pages differ: dirty pages were lost", diffs);
 	kvm_vm_free(vm);
