@@ -369,8 +369,11 @@ int main(int argc, char **argv)
 		TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING) ||
 			     kvm_has_cap(KVM_CAP_DIRTY_LOG_RING_ACQ_REL));
 
-	/* Room in slot 0 for the guest page tables of the test slot. */
-	vm = __vm_create(VM_SHAPE_DEFAULT, nr_vcpus, size / 4096 / 256 + 64);
+	/*
+	 * Room in slot 0 for the guest page tables that map the test slot:
+	 * libkvm reserves page-table pages for this many "extra" pages.
+	 */
+	vm = __vm_create(VM_SHAPE_DEFAULT, nr_vcpus, size / getpagesize());
 	TEST_ASSERT(vm->page_size == getpagesize(),
 		    "guest pages of %u bytes, host pages of %d", vm->page_size,
 		    getpagesize());
@@ -478,6 +481,9 @@ int main(int argc, char **argv)
 	       diffs);
 	TEST_ASSERT(writes > 0, "the guest wrote nothing");
 	TEST_ASSERT(diffs == 0, "%lu pages differ: dirty pages were lost", diffs);
+	/* The watchdog reads guest memory: stop it before the VM goes. */
+	pthread_cancel(dog);
+	pthread_join(dog, NULL);
 	kvm_vm_free(vm);
 	return 0;
 }
