@@ -20,6 +20,14 @@
  *             distinct pages (-S stride: 1 coalesces into 64-page masks,
  *             a larger odd stride gives one write-protect per entry), the
  *             host marks every entry harvested and times the reset.
+ *   -m wpall  one harvest round, the C path's classic KVM_GET_DIRTY_LOG
+ *             (harvest and write-protect the dirty pages) against the Rust
+ *             path's write-protect-all round (KVM_CAP_DIRTY_WP_ALL: GET
+ *             without write-protect, then KVM_WRITE_PROTECT_ALL_MEM), with
+ *             0 %, 1 % or 100 % of the pages dirty (-d): round_us.  And the
+ *             guest's side, the time to write those pages after a round
+ *             (each write faults once on both paths): write_us.  x86 TDP MMU
+ *             only, where the capability is offered.
  *   -T        back the slot with THP and touch it all from the host first:
  *             the guest's first writes then cost less (untimed).
  *   -p        c, rust or both (default).
@@ -92,7 +100,7 @@ static struct bvm vms[2];
 static int nr_vms;
 static char size_label[32];
 static uint64_t npages, words;
-static bool pretouch;
+static bool pretouch, wp_all;
 static int round_nr = 1;
 
 static double now_us(void)
@@ -189,6 +197,11 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 		vm_enable_dirty_ring(v->vm, ring_bytes);
 	if (manual)
 		vm_enable_cap(v->vm, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, manual);
+	if (wp_all && v->rust) {
+		TEST_REQUIRE(vm_check_cap(v->vm, KVM_CAP_DIRTY_WP_ALL) == 1);
+		vm_enable_cap(v->vm, KVM_CAP_DIRTY_WP_ALL,
+			      KVM_DIRTY_WP_ALL_NO_HARVEST_WP);
+	}
 	v->vcpu = vm_vcpu_add(v->vm, 0, guest_code);
 	vm_userspace_mem_region_add(v->vm, src, GPA, SLOT, npages,
 				    KVM_MEM_LOG_DIRTY_PAGES);
@@ -320,6 +333,58 @@ static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps
 	free(list);
 }
 
+/* One harvest round: classic GET (C), or GET then WP-all (Rust, -m wpall). */
+static double time_round(struct bvm *v)
+{
+	double t0 = now_us(), t1;
+
+	time_get(v);
+	if (v->rust)
+		vm_ioctl(v->vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
+	t1 = now_us();
+	return t1 - t0;
+}
+
+static void bench_wpall(const char *dirty, int reps)
+{
+	char *list = strdup(dirty), *tok, *save, tags[64];
+	int i, j;
+
+	TEST_ASSERT(list, "out of memory");
+	/* Map every page and protect it once, untimed. */
+	for (j = 0; j < nr_vms; j++) {
+		guest_dirty(&vms[j], 0, 1, npages);
+		time_round(&vms[j]);
+	}
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int pct = atoi(tok);
+		uint64_t stride = pct ? 100 / pct : 0, count = pct ? npages / stride : 0;
+
+		TEST_ASSERT(pct == 0 || pct == 1 || pct == 100, "dirty %d%%: 0, 1 or 100", pct);
+		for (i = 0; i < reps; i++)
+			for (j = 0; j < nr_vms; j++) {
+				struct bvm *v = turn(i, j);
+				double t0 = now_us();
+
+				if (pct)
+					guest_dirty(v, 0, stride, count);
+				add(v, 1, now_us() - t0);
+				add(v, 0, time_round(v));
+				TEST_ASSERT(popcount(v->bitmap) == count,
+					    "%s round at %d%%: %lu pages dirty, want %lu",
+					    v->path, pct, popcount(v->bitmap), count);
+			}
+		snprintf(tags, sizeof(tags), "dirty=%d", pct);
+		result(0, "round_us", tags);
+		if (pct)
+			result(1, "write_us", tags);
+		else
+			for (j = 0; j < nr_vms; j++)
+				vms[j].n[1] = 0;
+	}
+	free(list);
+}
+
 static void bench_clear(uint64_t populate, int passes)
 {
 	uint64_t chunks = populate / 64, empty_first = npages - chunks * 64;
@@ -412,10 +477,11 @@ static void bench_ring(uint32_t entries, uint64_t stride, int reps)
 static void help(const char *name)
 {
 	fprintf(stderr,
-		"%s [-p c|rust|both] [-r round] -m get|clear|ring -s SIZE [-T] [options]\n"
+		"%s [-p c|rust|both] [-r round] -m get|clear|ring|wpall -s SIZE [-T] [options]\n"
 		"  get:   -d 0,1,100 (dirty %%)  -z calls at 0%%  -n reps at 1%%  -N reps at 100%%\n"
 		"  clear: -P pages written (multiple of 64)  -n passes\n"
-		"  ring:  -e ring entries  -S page stride  -n reps\n", name);
+		"  ring:  -e ring entries  -S page stride  -n reps\n"
+		"  wpall: -d 0,1,100 (dirty %%)  -n reps\n", name);
 	exit(KSFT_FAIL);
 }
 
@@ -494,6 +560,10 @@ int main(int argc, char *argv[])
 		for (i = 0; i < nr_vms; i++)
 			create_vm(&vms[i], bytes, 0, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
 				  KVM_DIRTY_LOG_INITIALLY_SET);
+	} else if (!strcmp(mode, "wpall")) {
+		wp_all = true;
+		for (i = 0; i < nr_vms; i++)
+			create_vm(&vms[i], bytes, 0, 0);
 	} else if (!strcmp(mode, "ring")) {
 		TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING));
 		TEST_ASSERT(entries >= 1024 && !(entries & (entries - 1)),
@@ -508,6 +578,8 @@ int main(int argc, char *argv[])
 		before[i] = read_long(counter[i]);
 	if (!strcmp(mode, "get"))
 		bench_get(dirty, zero_calls, reps, full_reps);
+	else if (wp_all)
+		bench_wpall(dirty, reps);
 	else if (!strcmp(mode, "clear"))
 		bench_clear(populate, reps);
 	else

@@ -11,7 +11,7 @@
 # Output: RESULT lines (see selftests/dirty_bench.c) with round= and path=,
 # read by tools/bench/report.py.
 #
-# CLASS: info | get | clear | ring | perf.  SET: full (default) or quick (a
+# CLASS: info | get | clear | ring | perf | wpall.  SET: full (default) or quick (a
 # smoke test of the whole chain in a minute or two).
 . /tests/lib.sh
 set -o pipefail
@@ -157,6 +157,20 @@ perf_all() {
 	ab perf "size=128M mode=manual vcpus=2" -b 64M -v 2 -i 3 $thp
 }
 
+# Write-protect-all (x86 TDP MMU): a C classic GET round against a Rust
+# GET-without-protect + KVM_WRITE_PROTECT_ALL_MEM round, and the guest's
+# cost of writing the pages after each.  100 % dirty at 64M and 1G only:
+# every page written costs a nested-TCG fault on both paths.
+wpall_all() {
+	many=$((rounds + 2))
+	db "$many" -m wpall -s 64M -d 0,1 -n 5
+	if [ "$set" = quick ]; then return 0; fi
+	db "$many" -m wpall -s 256M -d 0,1 -n 5
+	db "$many" -m wpall -s 1G -d 0,1 -n 3
+	db "$rounds" -m wpall -s 64M -d 100 -n 2 -T
+	db "$rounds" -m wpall -s 1G -d 100 -n 1 -T
+}
+
 case $set in full | quick) ;; *) fail "unknown set $set" ;; esac
 case $class in
 info) info ;;
@@ -164,5 +178,6 @@ get) get_all ;;
 clear) clear_all ;;
 ring) ring_all ;;
 perf) perf_all ;;
+wpall) wpall_all ;;
 *) fail "unknown class $class" ;;
 esac

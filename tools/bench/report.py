@@ -29,7 +29,7 @@ META = ("round", "path", "metric", "size", "value", "n", "min", "max")
 # ring_reset_eps, is in the table).
 ORDER = ["get_us", "get_manual_us", "clear_us", "clear_empty_us",
          "ring_reset_eps", "perf_get_us", "perf_clear_us", "perf_dirty_us",
-         "perf_enable_us", "clock_us"]
+         "perf_enable_us", "round_us", "write_us", "clock_us"]
 DESCR = {
     "get_us": "GET_DIRTY_LOG, us/call",
     "get_manual_us": "GET_DIRTY_LOG manual protect, us/call",
@@ -41,6 +41,8 @@ DESCR = {
     "perf_clear_us": "perf_test CLEAR avg, us",
     "perf_dirty_us": "perf_test dirty memory time, us",
     "perf_enable_us": "perf_test enable logging, us",
+    "round_us": "harvest round: C classic GET vs Rust GET + WP-all, us",
+    "write_us": "guest writes the dirty pages after a round, us",
     "clock_us": "two clock_gettime (control), us",
 }
 
