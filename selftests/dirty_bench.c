@@ -26,8 +26,8 @@
  *             without write-protect, then KVM_WRITE_PROTECT_ALL_MEM), with
  *             0 %, 1 % or 100 % of the pages dirty (-d): round_us.  And the
  *             guest's side, the time to write those pages after a round
- *             (each write faults once on both paths): write_us.  x86 TDP MMU
- *             only, where the capability is offered.
+ *             (each write faults once on both paths): write_us.  Options as
+ *             for get.  x86 TDP MMU only, where the capability is offered.
  *   -T        back the slot with THP and touch it all from the host first:
  *             the guest's first writes then cost less (untimed).
  *   -p        c, rust or both (default).
@@ -303,11 +303,33 @@ static void bench_clock(void)
 	result(0, "clock_us", "");
 }
 
+/*
+ * One harvest round: a GET, and with -m wpall on the Rust VM, the
+ * KVM_WRITE_PROTECT_ALL_MEM its GET (without write-protect) asks for.
+ */
+static double time_round(struct bvm *v)
+{
+	double t0 = now_us(), t1;
+
+	time_get(v);
+	if (wp_all && v->rust)
+		vm_ioctl(v->vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
+	t1 = now_us();
+	return t1 - t0;
+}
+
+/* -m get and -m wpall: rounds at each dirty share, and the guest's writes. */
 static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps)
 {
 	char *list = strdup(dirty), *tok, *save, tags[64];
+	const char *metric = wp_all ? "round_us" : "get_us";
 
 	TEST_ASSERT(list, "out of memory");
+	/* -m wpall: map every page and protect it once, untimed. */
+	for (int j = 0; wp_all && j < nr_vms; j++) {
+		guest_dirty(&vms[j], 0, 1, npages);
+		time_round(&vms[j]);
+	}
 	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int pct = atoi(tok), n;
 		uint64_t stride = pct ? 100 / pct : 0, count = pct ? npages / stride : 0;
@@ -319,51 +341,6 @@ static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps
 		for (int i = 0; i < n; i++)
 			for (int j = 0; j < nr_vms; j++) {
 				struct bvm *v = turn(i, j);
-
-				if (pct)
-					guest_dirty(v, 0, stride, count);
-				add(v, 0, time_get(v));
-				TEST_ASSERT(popcount(v->bitmap) == count,
-					    "%s GET at %d%%: %lu pages dirty, want %lu",
-					    v->path, pct, popcount(v->bitmap), count);
-			}
-		snprintf(tags, sizeof(tags), "dirty=%d", pct);
-		result(0, "get_us", tags);
-	}
-	free(list);
-}
-
-/* One harvest round: classic GET (C), or GET then WP-all (Rust, -m wpall). */
-static double time_round(struct bvm *v)
-{
-	double t0 = now_us(), t1;
-
-	time_get(v);
-	if (v->rust)
-		vm_ioctl(v->vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
-	t1 = now_us();
-	return t1 - t0;
-}
-
-static void bench_wpall(const char *dirty, int reps)
-{
-	char *list = strdup(dirty), *tok, *save, tags[64];
-	int i, j;
-
-	TEST_ASSERT(list, "out of memory");
-	/* Map every page and protect it once, untimed. */
-	for (j = 0; j < nr_vms; j++) {
-		guest_dirty(&vms[j], 0, 1, npages);
-		time_round(&vms[j]);
-	}
-	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int pct = atoi(tok);
-		uint64_t stride = pct ? 100 / pct : 0, count = pct ? npages / stride : 0;
-
-		TEST_ASSERT(pct == 0 || pct == 1 || pct == 100, "dirty %d%%: 0, 1 or 100", pct);
-		for (i = 0; i < reps; i++)
-			for (j = 0; j < nr_vms; j++) {
-				struct bvm *v = turn(i, j);
 				double t0 = now_us();
 
 				if (pct)
@@ -371,16 +348,16 @@ static void bench_wpall(const char *dirty, int reps)
 				add(v, 1, now_us() - t0);
 				add(v, 0, time_round(v));
 				TEST_ASSERT(popcount(v->bitmap) == count,
-					    "%s round at %d%%: %lu pages dirty, want %lu",
-					    v->path, pct, popcount(v->bitmap), count);
+					    "%s %s at %d%%: %lu pages dirty, want %lu",
+					    v->path, metric, pct, popcount(v->bitmap), count);
 			}
 		snprintf(tags, sizeof(tags), "dirty=%d", pct);
-		result(0, "round_us", tags);
-		if (pct)
+		result(0, metric, tags);
+		/* -m wpall: the guest's side, its writes after a round. */
+		if (wp_all && pct)
 			result(1, "write_us", tags);
-		else
-			for (j = 0; j < nr_vms; j++)
-				vms[j].n[1] = 0;
+		for (int j = 0; j < nr_vms; j++)
+			vms[j].n[1] = 0;
 	}
 	free(list);
 }
@@ -481,7 +458,7 @@ static void help(const char *name)
 		"  get:   -d 0,1,100 (dirty %%)  -z calls at 0%%  -n reps at 1%%  -N reps at 100%%\n"
 		"  clear: -P pages written (multiple of 64)  -n passes\n"
 		"  ring:  -e ring entries  -S page stride  -n reps\n"
-		"  wpall: -d 0,1,100 (dirty %%)  -n reps\n", name);
+		"  wpall: as get\n", name);
 	exit(KSFT_FAIL);
 }
 
@@ -576,10 +553,8 @@ int main(int argc, char *argv[])
 
 	for (i = 0; i < 3; i++)
 		before[i] = read_long(counter[i]);
-	if (!strcmp(mode, "get"))
+	if (!strcmp(mode, "get") || wp_all)
 		bench_get(dirty, zero_calls, reps, full_reps);
-	else if (wp_all)
-		bench_wpall(dirty, reps);
 	else if (!strcmp(mode, "clear"))
 		bench_clear(populate, reps);
 	else

@@ -167,8 +167,8 @@ wpall_all() {
 	if [ "$set" = quick ]; then return 0; fi
 	db "$many" -m wpall -s 256M -d 0,1 -n 5
 	db "$many" -m wpall -s 1G -d 0,1 -n 3
-	db "$rounds" -m wpall -s 64M -d 100 -n 2 -T
-	db "$rounds" -m wpall -s 1G -d 100 -n 1 -T
+	db "$rounds" -m wpall -s 64M -d 100 -N 2 -T
+	db "$rounds" -m wpall -s 1G -d 100 -N 1 -T
 }
 
 case $set in full | quick) ;; *) fail "unknown set $set" ;; esac
