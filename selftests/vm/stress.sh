@@ -16,6 +16,15 @@ snap before
 /tests/dirty_stress "$@" > /tmp/stress.out 2>&1
 rc=$?
 cat /tmp/stress.out
+# An L2 guest that triple-faults under QEMU's nested npt=1 emulation, on
+# either path, is the open emulator issue of Documentation/known-issues.rst:
+# said loudly and retried once; a second one fails.
+if [ $rc != 0 ] && grep -q 'exit reason SHUTDOWN' /tmp/stress.out; then
+	echo "KNOWN-ISSUE: L2 guest SHUTDOWN (Documentation/known-issues.rst), retrying once"
+	/tests/dirty_stress "$@" > /tmp/stress.out 2>&1
+	rc=$?
+	cat /tmp/stress.out
+fi
 bind_vms 1
 [ $rc = 0 ] || fail "dirty_stress $*"
 served=$(($(delta before get_dirty_log) + $(delta before ring_resets)))
