@@ -50,32 +50,31 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
         let pages = snapshot_only(bitmaps.live, bitmaps.buffer);
         counters::add(Counter::KD_WORDS_SCANNED, bitmaps.live.len() as u64);
         counters::add(Counter::KD_PAGES_HARVESTED, pages);
-    } else if !protect {
-        // Write-protect-all: user space protects everything next, before it
-        // copies (Documentation/wp-all.rst).
-        let stats = harvest(bitmaps.live, bitmaps.buffer, |_, _| {});
-        counters::add(Counter::KD_HARVEST_NO_WP, 1);
-        counters::add(Counter::KD_WORDS_SCANNED, stats.words_scanned);
-        counters::add(Counter::KD_WORDS_DIRTY, stats.words_dirty);
-        counters::add(Counter::KD_PAGES_HARVESTED, stats.pages);
     } else {
-        let stats = {
+        let stats = if protect {
             let locked = mmu.lock();
             harvest(bitmaps.live, bitmaps.buffer, |first, mask| {
                 locked.write_protect_masked(first, mask)
             })
+        } else {
+            // Write-protect-all: user space protects everything next,
+            // before it copies (Documentation/wp-all.rst).
+            counters::add(Counter::KD_HARVEST_NO_WP, 1);
+            harvest(bitmaps.live, bitmaps.buffer, |_, _| {})
         };
         // One flush for the whole slot, outside mmu_lock but before user
         // space sees the snapshot: from here every write faults and sets
         // its bit again for the next call.
-        if stats.any_dirty() {
+        if protect && stats.any_dirty() {
             mmu.flush_tlbs();
             counters::add(Counter::KD_TLB_FLUSHES, 1);
         }
         counters::add(Counter::KD_WORDS_SCANNED, stats.words_scanned);
         counters::add(Counter::KD_WORDS_DIRTY, stats.words_dirty);
         counters::add(Counter::KD_PAGES_HARVESTED, stats.pages);
-        counters::add(Counter::KD_PAGES_PROTECTED, stats.pages);
+        if protect {
+            counters::add(Counter::KD_PAGES_PROTECTED, stats.pages);
+        }
     }
 
     let bytes = core::mem::size_of_val(bitmaps.buffer);

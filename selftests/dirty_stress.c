@@ -156,7 +156,7 @@ static void stop_vcpus_in_window(void)
 	uint64_t start[MAX_VCPUS];
 	int i;
 
-	phase = "-W: vCPUs rewrite their pages before the CLEAR";
+	phase = "last round: vCPUs rewrite their pages, then stop";
 	for (i = 0; i < nr_vcpus; i++)
 		start[i] = guest_writes(i);
 	for (i = 0; i < nr_vcpus; i++)

@@ -48,3 +48,18 @@ kmemleak_clean() {
 	}
 	echo "ok: kmemleak names nothing of $1"
 }
+
+# want_lost_pages WHAT ARGS...: a test of dirty_stress's check.  dirty_stress
+# ARGS runs a protocol that loses writes; it must fail, and for that reason
+# (differences in its byte-for-byte compare), not another.
+want_lost_pages() {
+	what=$1
+	shift
+	/tests/dirty_stress "$@" > /tmp/lost.out 2>&1
+	rc=$?
+	grep -E '^STRESS|^dirty_stress: page' /tmp/lost.out | head -4
+	[ $rc != 0 ] || fail "dirty_stress $* passed: its check cannot see a lost page"
+	grep -q '^STRESS .* diffs=[1-9]' /tmp/lost.out ||
+		fail "dirty_stress $* failed for another reason"
+	echo "ok: $what loses pages, and dirty_stress says so"
+}
