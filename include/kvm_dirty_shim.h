@@ -44,6 +44,7 @@ enum kd_counter {
 	KD_WP_ALL_CALLS,	/* KVM_WRITE_PROTECT_ALL_MEM calls served */
 	KD_WP_ALL_ROOT_ENTRIES,	/* root entries those calls write-protected */
 	KD_HARVEST_NO_WP,	/* GET/CLEAR/ring resets that skipped the WP */
+	KD_WP_ALL_LOG_ENABLES,	/* dirty logging turned on by a WP-all */
 	KD_NR_COUNTERS
 };
 
@@ -129,6 +130,7 @@ void kd_rs_mark_page_dirty(struct kvm_vcpu *vcpu, struct kvm_dirty_ring *ring,
 int kd_rs_reset_dirty_rings(struct kvm *kvm);
 int kd_rs_wp_all_enable(struct kvm *kvm, u64 flags, u32 created_vcpus);
 int kd_rs_write_protect_all(struct kvm *kvm);
+void kd_rs_wp_log_enable(struct kvm *kvm);
 int kd_rs_wp_step(struct kvm *kvm, bool write, struct kvm_dirty_table *table,
 		  u64 *table_spt, int index, u64 spte,
 		  struct kvm_dirty_table *child, u64 *child_spt,

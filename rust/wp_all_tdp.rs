@@ -176,9 +176,7 @@ struct RootWalk {
     protected: u64,
 }
 
-/// `KVM_WRITE_PROTECT_ALL_MEM`: a new generation, W cleared on the recorded
-/// entries of every root (at most 512 each, whatever the guest's size), then
-/// one TLB flush of every vCPU.
+/// `KVM_WRITE_PROTECT_ALL_MEM`.
 #[no_mangle]
 extern "C" fn kd_rs_write_protect_all(kvm: *mut bindings::kvm) -> i32 {
     // SAFETY: KVM calls the VM ioctl on a live VM.
@@ -186,6 +184,34 @@ extern "C" fn kd_rs_write_protect_all(kvm: *mut bindings::kvm) -> i32 {
     if state.flags.load(Ordering::Acquire) & VM_WP_ALL == 0 {
         return EINVAL.to_errno();
     }
+    // SAFETY: live VM, WP-all on.
+    unsafe { write_protect_all(kvm, state) };
+    counters::add(Counter::KD_WP_ALL_CALLS, 1);
+    0
+}
+
+/// Dirty logging is being turned on for a slot of a WP-all VM (KVM calls
+/// this instead of splitting the slot's huge pages and write-protecting
+/// them one by one): one WP-all gives the same guarantee, that every write
+/// from now on faults and is logged, in O(1).  Huge pages stay mapped for
+/// reads; the write fault that needs a 4K mapping splits one, and
+/// [`kd_rs_wp_link`] leaves the split's leaves without W.
+#[no_mangle]
+extern "C" fn kd_rs_wp_log_enable(kvm: *mut bindings::kvm) {
+    // SAFETY: KVM calls the hook on a live VM, whose WP-all is on.
+    unsafe { write_protect_all(kvm, vm_state(kvm)) };
+    counters::add(Counter::KD_WP_ALL_LOG_ENABLES, 1);
+}
+
+/// A new generation, W cleared on the recorded entries of every root (at
+/// most 512 each, whatever the guest's size), then one TLB flush of every
+/// vCPU.
+///
+/// # Safety
+///
+/// `kvm` is a live VM whose WP-all is on, `state` its state; the caller
+/// does not hold `mmu_lock`.
+unsafe fn write_protect_all(kvm: *mut bindings::kvm, state: &VmWpState) {
     let mut walk = RootWalk {
         gen: 0,
         protected: 0,
@@ -211,9 +237,7 @@ extern "C" fn kd_rs_write_protect_all(kvm: *mut bindings::kvm) -> i32 {
     // no TLB entry made before the WP-all lets a write through unfaulted.
     // SAFETY: live VM.
     unsafe { bindings::kd_flush_tlbs(kvm) };
-    counters::add(Counter::KD_WP_ALL_CALLS, 1);
     counters::add(Counter::KD_WP_ALL_ROOT_ENTRIES, walk.protected);
-    0
 }
 
 /// Brings one root to the new generation; `ctx` is the [`RootWalk`].

@@ -28,6 +28,15 @@
  *             guest's side, the time to write those pages after a round
  *             (each write faults once on both paths): write_us.  Options as
  *             for get.  x86 TDP MMU only, where the capability is offered.
+ *   -m logon  turning dirty logging on for the slot, fully mapped by the
+ *             guest's writes (with -T, 2M mappings): the C path's classic
+ *             enable (split the huge pages, write-protect every page)
+ *             against the Rust path's (KVM_CAP_DIRTY_WP_ALL: one
+ *             write-protect-all): log_on_us; then the guest's time to write
+ *             every page once (log_on_write_us); on the Rust VM also a
+ *             KVM_WRITE_PROTECT_ALL_MEM with all of it mapped (wpall_us).
+ *             Logging off and every page rewritten (untimed) before the next
+ *             rep (-n).  The slot is created with logging off.
  *   -T        back the slot with THP and touch it all from the host first:
  *             the guest's first writes then cost less (untimed).
  *   -p        c, rust or both (default).
@@ -100,7 +109,7 @@ static struct bvm vms[2];
 static int nr_vms;
 static char size_label[32];
 static uint64_t npages, words;
-static bool pretouch, wp_all;
+static bool pretouch, wp_all, log_on;
 static int round_nr = 1;
 
 static double now_us(void)
@@ -130,12 +139,16 @@ static void add(struct bvm *v, int k, double x)
  */
 static void result(int k, const char *metric, const char *tags)
 {
+	int paths = 0;
+
 	for (int i = 0; i < nr_vms; i++) {
 		struct bvm *v = &vms[i];
 		double *s = v->s[k], med;
 		int n = v->n[k];
 
-		TEST_ASSERT(n > 0, "%s: no samples", metric);
+		if (!n)
+			continue;
+		paths++;
 		qsort(s, n, sizeof(*s), cmp_double);
 		med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 		printf("RESULT path=%s metric=%s size=%s%s%s value=%.3f n=%d min=%.3f max=%.3f\n",
@@ -143,6 +156,7 @@ static void result(int k, const char *metric, const char *tags)
 		       n, s[0], s[n - 1]);
 		v->n[k] = 0;
 	}
+	TEST_ASSERT(paths, "%s: no samples", metric);
 	fflush(stdout);
 }
 
@@ -204,7 +218,7 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 	}
 	v->vcpu = vm_vcpu_add(v->vm, 0, guest_code);
 	vm_userspace_mem_region_add(v->vm, src, GPA, SLOT, npages,
-				    KVM_MEM_LOG_DIRTY_PAGES);
+				    log_on ? 0 : KVM_MEM_LOG_DIRTY_PAGES);
 	virt_map_level(v->vm, GPA, GPA, bytes, PG_LEVEL_2M);
 	/*
 	 * Allocate the slot's memory up front (huge pages where THP can) so
@@ -362,6 +376,42 @@ static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps
 	free(list);
 }
 
+/*
+ * -m logon: dirty logging turned on for a slot the guest has fully mapped,
+ * then the guest's writes of every page, and on the Rust VM a WP-all of all
+ * of it; logging off and every page rewritten (untimed) between reps.
+ */
+static void bench_logon(int reps)
+{
+	for (int j = 0; j < nr_vms; j++)
+		guest_dirty(&vms[j], 0, 1, npages);
+	for (int i = 0; i < reps; i++)
+		for (int j = 0; j < nr_vms; j++) {
+			struct bvm *v = turn(i, j);
+			double t0 = now_us();
+
+			vm_mem_region_set_flags(v->vm, SLOT, KVM_MEM_LOG_DIRTY_PAGES);
+			add(v, 0, now_us() - t0);
+			t0 = now_us();
+			guest_dirty(v, 0, 1, npages);
+			add(v, 1, now_us() - t0);
+			if (v->rust) {
+				t0 = now_us();
+				vm_ioctl(v->vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
+				add(v, 2, now_us() - t0);
+			}
+			time_get(v);
+			TEST_ASSERT(popcount(v->bitmap) == npages,
+				    "%s: %lu pages dirty after writing all %lu",
+				    v->path, popcount(v->bitmap), npages);
+			vm_mem_region_set_flags(v->vm, SLOT, 0);
+			guest_dirty(v, 0, 1, npages);
+		}
+	result(0, "log_on_us", "");
+	result(1, "log_on_write_us", "");
+	result(2, "wpall_us", "mapped=all");
+}
+
 static void bench_clear(uint64_t populate, int passes)
 {
 	uint64_t chunks = populate / 64, empty_first = npages - chunks * 64;
@@ -454,11 +504,12 @@ static void bench_ring(uint32_t entries, uint64_t stride, int reps)
 static void help(const char *name)
 {
 	fprintf(stderr,
-		"%s [-p c|rust|both] [-r round] -m get|clear|ring|wpall -s SIZE [-T] [options]\n"
+		"%s [-p c|rust|both] [-r round] -m get|clear|ring|wpall|logon -s SIZE [-T] [options]\n"
 		"  get:   -d 0,1,100 (dirty %%)  -z calls at 0%%  -n reps at 1%%  -N reps at 100%%\n"
 		"  clear: -P pages written (multiple of 64)  -n passes\n"
 		"  ring:  -e ring entries  -S page stride  -n reps\n"
-		"  wpall: as get\n", name);
+		"  wpall: as get\n"
+		"  logon: -n reps\n", name);
 	exit(KSFT_FAIL);
 }
 
@@ -541,6 +592,10 @@ int main(int argc, char *argv[])
 		wp_all = true;
 		for (i = 0; i < nr_vms; i++)
 			create_vm(&vms[i], bytes, 0, 0);
+	} else if (!strcmp(mode, "logon")) {
+		wp_all = log_on = true;
+		for (i = 0; i < nr_vms; i++)
+			create_vm(&vms[i], bytes, 0, 0);
 	} else if (!strcmp(mode, "ring")) {
 		TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING));
 		TEST_ASSERT(entries >= 1024 && !(entries & (entries - 1)),
@@ -553,7 +608,9 @@ int main(int argc, char *argv[])
 
 	for (i = 0; i < 3; i++)
 		before[i] = read_long(counter[i]);
-	if (!strcmp(mode, "get") || wp_all)
+	if (log_on)
+		bench_logon(reps);
+	else if (!strcmp(mode, "get") || wp_all)
 		bench_get(dirty, zero_calls, reps, full_reps);
 	else if (!strcmp(mode, "clear"))
 		bench_clear(populate, reps);

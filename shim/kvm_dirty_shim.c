@@ -86,6 +86,14 @@ static long kd_vm_ioctl(struct kvm *kvm, unsigned int ioctl, unsigned long arg)
 	return kd_rs_write_protect_all(kvm);
 }
 
+/* Dirty logging turned on for @slot of a WP-all VM (kernel/0005-*.patch). */
+static void kd_wp_log_enable(struct kvm *kvm,
+			     const struct kvm_memory_slot *slot)
+{
+	lockdep_assert_held(&kvm->slots_lock);
+	kd_rs_wp_log_enable(kvm);
+}
+
 static const struct kvm_dirty_ops kd_ops = {
 	.owner = THIS_MODULE,
 	.vm_init = kd_rs_vm_init,
@@ -100,6 +108,7 @@ static const struct kvm_dirty_ops kd_ops = {
 	.wp_step = kd_rs_wp_step,
 	.wp_link = kd_rs_wp_link,
 	.wp_leaf = kd_rs_wp_leaf,
+	.wp_log_enable = kd_wp_log_enable,
 };
 
 static const char *const kd_counter_names[KD_NR_COUNTERS] = {
@@ -126,6 +135,7 @@ static const char *const kd_counter_names[KD_NR_COUNTERS] = {
 	[KD_WP_ALL_CALLS] = "wp_all_calls",
 	[KD_WP_ALL_ROOT_ENTRIES] = "wp_all_root_entries",
 	[KD_HARVEST_NO_WP] = "harvest_no_wp",
+	[KD_WP_ALL_LOG_ENABLES] = "wp_all_log_enables",
 };
 
 static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {

@@ -11,7 +11,7 @@
 # Output: RESULT lines (see selftests/dirty_bench.c) with round= and path=,
 # read by tools/bench/report.py.
 #
-# CLASS: info | get | clear | ring | perf | wpall.  SET: full (default) or quick (a
+# CLASS: info | get | clear | ring | perf | wpall | logon.  SET: full (default) or quick (a
 # smoke test of the whole chain in a minute or two).
 . /tests/lib.sh
 set -o pipefail
@@ -171,6 +171,31 @@ wpall_all() {
 	db "$rounds" -m wpall -s 1G -d 100 -N 1 -T
 }
 
+# Dirty logging turned on for a slot the guest has fully mapped with 2M
+# pages (-T): the C path splits them and write-protects every page, the Rust
+# WP-all VM does one write-protect-all (kernel/0005-*.patch).  Then the
+# guest's writes of every page, and a WP-all of the fully mapped slot.  4G:
+# one path per process, as two 4G VMs do not fit the bench VM's 6G.
+logon_all() {
+	snap logon
+	db "$rounds" -m logon -s 64M -n 2 -T
+	if [ "$set" != quick ]; then
+		db "$rounds" -m logon -s 1G -n 1 -T
+		r=1
+		while [ "$r" -le "$rounds" ]; do
+			if [ $((r % 2)) = 1 ]; then order="c rust"; else order="rust c"; fi
+			for p in $order; do
+				/tests/dirty_bench -r "$r" -p "$p" -m logon -s 4G -n 1 -T |
+					sed "s/^RESULT /RESULT round=$r /" ||
+					fail "dirty_bench -p $p -m logon -s 4G round $r"
+			done
+			r=$((r + 1))
+		done
+	fi
+	[ "$(delta logon wp_all_log_enables)" -gt 0 ] ||
+		fail "no log enable served by WP-all"
+}
+
 case $set in full | quick) ;; *) fail "unknown set $set" ;; esac
 case $class in
 info) info ;;
@@ -179,5 +204,6 @@ clear) clear_all ;;
 ring) ring_all ;;
 perf) perf_all ;;
 wpall) wpall_all ;;
+logon) logon_all ;;
 *) fail "unknown class $class" ;;
 esac
