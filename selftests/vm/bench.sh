@@ -175,7 +175,9 @@ wpall_all() {
 # pages (-T): the C path splits them and write-protects every page, the Rust
 # WP-all VM does one write-protect-all (kernel/0005-*.patch).  Then the
 # guest's writes of every page, and a WP-all of the fully mapped slot.  4G:
-# one path per process, as two 4G VMs do not fit the bench VM's 6G.
+# one path per process, as two 4G VMs do not fit the bench VM's 6G, and
+# without the guest's writes after logging on (-W: a million nested faults,
+# minutes per path here).
 logon_all() {
 	snap logon
 	db "$rounds" -m logon -s 64M -n 2 -T
@@ -185,7 +187,7 @@ logon_all() {
 		while [ "$r" -le "$rounds" ]; do
 			if [ $((r % 2)) = 1 ]; then order="c rust"; else order="rust c"; fi
 			for p in $order; do
-				/tests/dirty_bench -r "$r" -p "$p" -m logon -s 4G -n 1 -T |
+				/tests/dirty_bench -r "$r" -p "$p" -m logon -s 4G -n 1 -T -W |
 					sed "s/^RESULT /RESULT round=$r /" ||
 					fail "dirty_bench -p $p -m logon -s 4G round $r"
 			done
