@@ -59,6 +59,7 @@ enum kd_pcpu_counter {
 	KD_WP_PUSH_PROTECTED,	/* entries those push-downs write-protected */
 	KD_WP_GRANTS,		/* non-leaf entries given W back by a fault */
 	KD_WP_RETRIES,		/* faults retried: table busy or entry changed */
+	KD_WP_FAST_FIXES,	/* leaves given W by the lockless fast path */
 	KD_NR_PCPU_COUNTERS
 };
 void kd_count_pcpu(enum kd_pcpu_counter which);
@@ -131,6 +132,10 @@ int kd_rs_reset_dirty_rings(struct kvm *kvm);
 int kd_rs_wp_all_enable(struct kvm *kvm, u64 flags, u32 created_vcpus);
 int kd_rs_write_protect_all(struct kvm *kvm);
 void kd_rs_wp_log_enable(struct kvm *kvm);
+bool kd_rs_wp_fast_begin(struct kvm *kvm, struct kvm_dirty_table *table,
+			 int index, u64 *token);
+void kd_rs_wp_fast_end(struct kvm *kvm, struct kvm_dirty_table *table,
+		       int index, u64 token);
 int kd_rs_wp_step(struct kvm *kvm, bool write, struct kvm_dirty_table *table,
 		  u64 *table_spt, int index, u64 spte,
 		  struct kvm_dirty_table *child, u64 *child_spt,

@@ -37,12 +37,13 @@
 //! - Push-down against push-down of the same table: the first one claims the
 //!   table (a flag in its generation word); the others see the claim and
 //!   retry their fault, so a table's record is never swapped by two passes.
-//! - Push-down against `note_writable` of the same table: cannot happen.  A
-//!   fault makes an entry writable only after its walk found the table
-//!   current, and the table cannot become stale again until the next WP-all,
-//!   which is excluded.  Paths that make entries writable without that walk
-//!   (x86's lockless fast page fault) must not do so while the VM uses
-//!   WP-all: they fall back to the locked fault path.
+//! - Push-down against `note_writable` of the same table: cannot happen on
+//!   the locked fault path.  A fault makes an entry writable only after its
+//!   walk found the table current, and the table cannot become stale again
+//!   until the next WP-all, which is excluded.  The lockless fast path
+//!   (x86's `fast_page_fault`) is not excluded by anything: it records
+//!   through [`TableWp::fast_begin`] and [`TableWp::fast_end`], which keep
+//!   the record a superset against a racing push-down.
 //! - New tables start current with nothing recorded, and are linked by an
 //!   entry without W, their own entries without W too (a split huge mapping
 //!   loses W on its small entries: its W may date from before the last
@@ -182,6 +183,38 @@ impl TableWp {
         // after the next WP-all is ordered after this by the caller's lock.
         // SeqCst anyway: it costs nothing next to a fault and needs no proof.
         self.maybe_writable[index / 64].fetch_or(1 << (index % 64), Ordering::SeqCst);
+    }
+
+    /// The lockless fast path (x86 `fast_page_fault`) is about to give
+    /// entry `index` W, having found W on every entry above the table (so
+    /// the table was current when it looked): records the entry, and
+    /// returns the generation word to pass to [`TableWp::fast_end`] after
+    /// the fast path's cmpxchg, or `None` if a push-down has claimed the
+    /// table (the fault then takes the locked path).
+    ///
+    /// No lock excludes a push-down of the table here.  One that takes the
+    /// record between this call and the cmpxchg finds the entry without W
+    /// and drops it from the record; it must have claimed the table after
+    /// the word was read, so [`TableWp::fast_end`] sees the word moved and
+    /// records the entry again, for the push-down after the next WP-all.
+    /// The model checks every interleaving
+    /// (`fast_path_record_survives_a_racing_push_down`).
+    pub fn fast_begin(&self, index: usize) -> Option<u64> {
+        let word = self.gen.load(Ordering::SeqCst);
+        if word & CLAIMED != 0 {
+            return None;
+        }
+        self.note_writable(index);
+        Some(word)
+    }
+
+    /// After the fast path's cmpxchg on entry `index` (whether it
+    /// succeeded or not): records the entry again if the table's generation
+    /// word moved since [`TableWp::fast_begin`] returned `word`.
+    pub fn fast_end(&self, index: usize, word: u64) {
+        if self.gen.load(Ordering::SeqCst) != word {
+            self.note_writable(index);
+        }
     }
 
     /// Whether entry `index` is recorded as possibly writable.

@@ -16,6 +16,9 @@
 //!   entries too, and starts current with nothing recorded.
 //! - A leaf that the fault path makes writable is recorded first
 //!   ([`kd_rs_wp_leaf`]); KVM logs it (`make_spte` marks the page dirty).
+//!   The lockless fast page fault, which KVM lets through only where every
+//!   entry above the leaf has W, records it around its cmpxchg
+//!   ([`kd_rs_wp_fast_begin`], [`kd_rs_wp_fast_end`]); KVM logs it too.
 //! - Entries are changed with atomic read-modify-writes only, as the TDP MMU
 //!   does under `mmu_lock` held for read: W cleared on a present entry, or
 //!   set on the one non-leaf entry the walk stands on.  Clearing W needs no
@@ -324,6 +327,48 @@ extern "C" fn kd_rs_wp_link(
     child.init_current(gen);
     // SAFETY: KVM passes the SPTE it is about to install, a local.
     unsafe { *spte &= !WRITABLE };
+}
+
+/// The lockless fast page fault is about to give leaf entry `index` of
+/// `table` W (every entry above it has W): record it, or refuse (false)
+/// if a push-down has claimed the table.  `token` goes to
+/// [`kd_rs_wp_fast_end`].
+#[no_mangle]
+extern "C" fn kd_rs_wp_fast_begin(
+    _kvm: *mut bindings::kvm,
+    table_wp: *mut bindings::kvm_dirty_table,
+    index: i32,
+    token: *mut u64,
+) -> bool {
+    // SAFETY: the leaf's table, live under the lockless walk (RCU).
+    let wp = unsafe { &*table_wp.cast::<TableWp>() };
+    match wp.fast_begin(index as usize % ENTRIES) {
+        Some(word) => {
+            // SAFETY: KVM passes a local for the token.
+            unsafe { *token = word };
+            true
+        }
+        None => {
+            count_retry();
+            false
+        }
+    }
+}
+
+/// After the fast page fault's cmpxchg on leaf entry `index`: record it
+/// again if a push-down of its table started meanwhile.
+#[no_mangle]
+extern "C" fn kd_rs_wp_fast_end(
+    _kvm: *mut bindings::kvm,
+    table_wp: *mut bindings::kvm_dirty_table,
+    index: i32,
+    token: u64,
+) {
+    // SAFETY: as in kd_rs_wp_fast_begin.
+    let wp = unsafe { &*table_wp.cast::<TableWp>() };
+    wp.fast_end(index as usize % ENTRIES, token);
+    // SAFETY: per-CPU counter.
+    unsafe { bindings::kd_count_pcpu(Pcpu::KD_WP_FAST_FIXES) };
 }
 
 /// The fault path is about to set leaf entry `index` of `table` to

@@ -109,6 +109,8 @@ static const struct kvm_dirty_ops kd_ops = {
 	.wp_link = kd_rs_wp_link,
 	.wp_leaf = kd_rs_wp_leaf,
 	.wp_log_enable = kd_wp_log_enable,
+	.wp_fast_begin = kd_rs_wp_fast_begin,
+	.wp_fast_end = kd_rs_wp_fast_end,
 };
 
 static const char *const kd_counter_names[KD_NR_COUNTERS] = {
@@ -148,6 +150,7 @@ static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
 	[KD_WP_PUSH_PROTECTED] = "wp_push_protected",
 	[KD_WP_GRANTS] = "wp_grants",
 	[KD_WP_RETRIES] = "wp_retries",
+	[KD_WP_FAST_FIXES] = "wp_fast_fixes",
 };
 
 static DEFINE_PER_CPU(u64, kd_pcpu[KD_NR_PCPU_COUNTERS]);

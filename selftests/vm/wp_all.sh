@@ -57,9 +57,10 @@ want_gt "push-downs into leaf tables" "$(delta before wp_push_l1)" 0
 want_gt "push-downs into level-2 tables" "$(delta before wp_push_l2)" 0
 want_gt "entries write-protected by push-downs" "$(delta before wp_push_protected)" 0
 want_gt "non-leaf entries given W back" "$(delta before wp_grants)" 0
+want_gt "leaves given W by the lockless fast path" "$(delta before wp_fast_fixes)" 0
 echo "push-downs by level: l1 $(delta before wp_push_l1) l2 $(delta before wp_push_l2)" \
 	"l3 $(delta before wp_push_l3) l4 $(delta before wp_push_l4);" \
-	"retries $(delta before wp_retries)"
+	"retries $(delta before wp_retries); fast-path fixes $(delta before wp_fast_fixes)"
 
 # A test of the test: without the WP-all, harvests that do not protect
 # leave every page writable, and the byte-for-byte check must see it.
