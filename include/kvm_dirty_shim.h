@@ -59,7 +59,7 @@ enum kd_pcpu_counter {
 	KD_WP_PUSH_PROTECTED,	/* entries those push-downs write-protected */
 	KD_WP_GRANTS,		/* non-leaf entries given W back by a fault */
 	KD_WP_RETRIES,		/* faults retried: table busy or entry changed */
-	KD_WP_FAST_FIXES,	/* leaves given W by the lockless fast path */
+	KD_WP_FAST_FIXES,	/* leaves the lockless fast path recorded and cmpxchg-ed */
 	KD_NR_PCPU_COUNTERS
 };
 void kd_count_pcpu(enum kd_pcpu_counter which);
