@@ -5,7 +5,8 @@
 # mode, are passed on) and on the C path, dirty_stress in each mode on both
 # paths (several vCPUs, THP every other time, a memslot deleted and
 # re-created every round), the hostile ring VMM, and an insmod/rmmod cycle
-# between VMs.  Every step has a watchdog: past its limit it prints where
+# between VMs; where the VM offers write-protect-all (the x86 TDP MMU),
+# dirty_stress -A in each mode on the Rust path too.  Every step has a watchdog: past its limit it prints where
 # the soak stands, dumps blocked tasks and CPU stacks, and fails.  Prints a
 # SOAK line per iteration and a SOAK-TOTAL line at the end.
 . /tests/lib.sh
@@ -14,6 +15,10 @@ shift
 limit=900	# seconds per step; the longest step takes about 3 minutes
 start=$(date +%s)
 iter=0 steps=0 stress_pages=0 stress_rounds=0 harvested=0 resets=0
+# dirty_stress -A exits 4 (KSFT_SKIP) where the VM lacks the capability.
+/tests/dirty_stress -A -M bitmap -t 1 > /dev/null 2>&1
+[ $? = 4 ] && wpall= || wpall=1
+echo "SOAK: write-protect-all ${wpall:+on}${wpall:-off (not offered here)}"
 
 # step NAME CMD...: runs CMD in the background under the watchdog.
 step() {
@@ -62,6 +67,8 @@ while [ $(($(date +%s) - start)) -lt $((minutes * 60)) ]; do
 		[ $m = ring ] && [ "$(uname -m)" = aarch64 ] && t=
 		step "dirty_stress $m rust" /tests/stress.sh rust -M $m -t 20 -v $v $t
 		step "dirty_stress $m c" /tests/stress.sh c -M $m -t 20 -v $v $t
+		[ -n "$wpall" ] &&
+			step "dirty_stress $m+wp-all rust" /tests/stress.sh rust -A -M $m -t 20 -v $v $t
 	done
 	step "ring_hostile" /tests/ring_hostile.sh
 	# The counters restart with the module: add them up before the reload.
