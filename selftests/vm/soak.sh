@@ -20,17 +20,18 @@ iter=0 steps=0 stress_pages=0 stress_rounds=0 harvested=0 resets=0
 [ $? = 4 ] && wpall= || wpall=on
 echo "SOAK: write-protect-all: ${wpall:-off (not offered here)}"
 
-# step NAME CMD...: runs CMD in the background under the watchdog.
+# step NAME CMD...: runs CMD in the background under the watchdog.  (Its
+# counter is not called t: sh has no locals, and the loop below passes $t.)
 step() {
 	name=$1
 	shift
 	"$@" > /tmp/soak.step 2>&1 &
-	pid=$! t=0
+	pid=$! waited=0
 	while kill -0 $pid 2>/dev/null; do
 		sleep 1
-		t=$((t + 1))
-		if [ $t -ge $limit ]; then
-			echo "SOAK: WATCHDOG: iteration $iter, step '$name' still running after $t s"
+		waited=$((waited + 1))
+		if [ $waited -ge $limit ]; then
+			echo "SOAK: WATCHDOG: iteration $iter, step '$name' still running after $waited s"
 			tail -20 /tmp/soak.step
 			echo w > /proc/sysrq-trigger
 			echo l > /proc/sysrq-trigger
@@ -43,7 +44,7 @@ step() {
 	steps=$((steps + 1))
 	if [ $rc != 0 ]; then
 		cat /tmp/soak.step
-		fail "soak: iteration $iter, step '$name' (rc=$rc, after $t s)"
+		fail "soak: iteration $iter, step '$name' (rc=$rc, after $waited s)"
 	fi
 	# dirty_stress's figures, for the totals
 	s=$(sed -n 's/^STRESS .* rounds=\([0-9]*\) pages=\([0-9]*\) .*/\1 \2/p' /tmp/soak.step)
