@@ -60,6 +60,8 @@ enum kd_pcpu_counter {
 	KD_WP_GRANTS,		/* non-leaf entries given W back by a fault */
 	KD_WP_RETRIES,		/* faults retried: table busy or entry changed */
 	KD_WP_FAST_FIXES,	/* leaves the lockless fast path recorded and cmpxchg-ed */
+	KD_WP_ROOT_LOADS,	/* shadow roots brought up to date as a vCPU loaded them */
+	KD_WP_SHARED_LINKS,	/* shadow pages linked with writable entries recorded */
 	KD_NR_PCPU_COUNTERS
 };
 void kd_count_pcpu(enum kd_pcpu_counter which);
@@ -106,7 +108,7 @@ void kd_request_soft_full(struct kvm_vcpu *vcpu);
 void kd_cond_resched(void);
 
 /*
- * Write-protect-all, x86 TDP MMU (include/linux/kvm_dirty_ops.h).  rust/
+ * Write-protect-all, x86 (include/linux/kvm_dirty_ops.h).  rust/
  * views struct kvm_dirty_vm and struct kvm_dirty_table through #[repr(C)]
  * mirrors (VmWpState, TableWp); the shim checks the layouts at build time.
  */
@@ -118,6 +120,7 @@ void kd_visit_root_tables(struct kvm *kvm,
 			    void (*fn)(void *ctx, struct kvm_dirty_table *table,
 				       u64 *spt),
 			    void *ctx);
+void kd_wp_all_reload_roots(struct kvm *kvm);
 void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n);
 
 /* Rust entry points. */
@@ -144,5 +147,9 @@ void kd_rs_wp_link(struct kvm *kvm, struct kvm_dirty_table *child,
 		   u64 *child_spt, u64 *spte);
 void kd_rs_wp_leaf(struct kvm *kvm, struct kvm_dirty_table *table, int index,
 		   u64 new_spte);
+void kd_rs_wp_link_shared(struct kvm *kvm, struct kvm_dirty_table *child,
+			  u64 *child_spt, u64 *spte);
+void kd_rs_wp_load_root(struct kvm *kvm, struct kvm_dirty_table *table,
+			u64 *spt);
 
 #endif /* KVM_DIRTY_SHIM_H */

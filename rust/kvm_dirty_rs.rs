@@ -40,6 +40,7 @@ mod ring;
 // side on the x86 TDP MMU.
 #[allow(unreachable_pub, dead_code)]
 mod wp_all;
+mod wp_all_shadow;
 mod wp_all_tdp;
 
 module! {

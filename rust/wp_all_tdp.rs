@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Write-protect-all on the x86 TDP MMU: the kernel side of `wp_all.rs`.
+//! Write-protect-all on the x86 TDP MMU: the kernel side of `wp_all.rs`,
+//! and what the shadow MMU shares with it (`wp_all_shadow.rs` adds the rest).
 //!
 //! KVM calls in here from its fault walk and table links (the hooks of
 //! `kernel/0003-*.patch`), for a VM that turned `KVM_CAP_DIRTY_WP_ALL` on,
@@ -36,8 +37,8 @@ use kernel::prelude::*;
 
 /// SPTE bits this file relies on (arch/x86/kvm/mmu/spte.h); the running
 /// KVM's are compared with them when a VM turns WP-all on.
-const PRESENT: u64 = 1 << 11;
-const WRITABLE: u64 = 1 << 1;
+pub(crate) const PRESENT: u64 = 1 << 11;
+pub(crate) const WRITABLE: u64 = 1 << 1;
 
 /// `KVM_DIRTY_VM_WP_ALL` (include/linux/kvm_dirty_ops.h): the hooks are on.
 const VM_WP_ALL: usize = 1 << 0;
@@ -52,8 +53,8 @@ const CAP_NO_HARVEST_WP: u64 = 1 << 0;
 
 /// `struct kvm_dirty_vm`, whose layout the shim asserts.
 #[repr(C)]
-struct VmWpState {
-    wp: VmWp,
+pub(crate) struct VmWpState {
+    pub(crate) wp: VmWp,
     flags: AtomicUsize,
 }
 
@@ -62,7 +63,7 @@ struct VmWpState {
 /// # Safety
 ///
 /// `kvm` is a live VM; the state lives as long as it does.
-unsafe fn vm_state<'a>(kvm: *mut bindings::kvm) -> &'a VmWpState {
+pub(crate) unsafe fn vm_state<'a>(kvm: *mut bindings::kvm) -> &'a VmWpState {
     // SAFETY: live VM (caller); kd_vm_dirty_state returns a pointer into it,
     // laid out as VmWpState (asserted by the shim), accessed atomically only.
     unsafe { &*bindings::kd_vm_dirty_state(kvm).cast::<VmWpState>() }
@@ -86,7 +87,7 @@ pub(crate) unsafe fn harvest_without_wp(kvm: *mut bindings::kvm) -> bool {
 /// `table` and `spt` belong to one live page table, which stays allocated
 /// for `'a` (KVM holds RCU read-side or `mmu_lock`); its entries are only
 /// changed atomically while others can reach it.
-unsafe fn table<'a>(
+pub(crate) unsafe fn table<'a>(
     table: *mut bindings::kvm_dirty_table,
     spt: *mut u64,
 ) -> (&'a TableWp, &'a [AtomicU64; ENTRIES]) {
@@ -101,7 +102,7 @@ unsafe fn table<'a>(
 }
 
 /// Clears W on a present entry; returns whether it was writable.
-fn clear_writable(entry: &AtomicU64) -> bool {
+pub(crate) fn clear_writable(entry: &AtomicU64) -> bool {
     let mut old = entry.load(Ordering::Relaxed);
     loop {
         if old & PRESENT == 0 || old & WRITABLE == 0 {
@@ -236,10 +237,16 @@ unsafe fn write_protect_all(kvm: *mut bindings::kvm, state: &VmWpState) {
     });
     // SAFETY: taken above.
     unsafe { bindings::kd_mmu_unlock(kvm) };
-    // Every vCPU is kicked and flushes before it enters the guest again, so
-    // no TLB entry made before the WP-all lets a write through unfaulted.
+    // The shadow MMU's roots (shadow paging, nested guests) are brought to
+    // the new generation by each vCPU as it loads one (wp_all_shadow.rs):
+    // ask them all to load theirs again before they next run.  Then every
+    // vCPU is kicked and flushes before it enters the guest again, so no
+    // TLB entry made before the WP-all lets a write through unfaulted.
     // SAFETY: live VM.
-    unsafe { bindings::kd_flush_tlbs(kvm) };
+    unsafe {
+        bindings::kd_wp_all_reload_roots(kvm);
+        bindings::kd_flush_tlbs(kvm);
+    }
     counters::add(Counter::KD_WP_ALL_ROOT_ENTRIES, walk.protected);
 }
 

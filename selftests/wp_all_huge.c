@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Write-protect-all and huge pages, and dirty logging turned off and on, on
- * a VM bound to kvm_dirty.ko (x86 TDP MMU).  What dirty_log_test and
+ * a VM bound to kvm_dirty.ko (x86, both MMUs).  What dirty_log_test and
  * dirty_stress do not look at, checked with KVM's own statistics:
  *
  *  1. The guest writes its whole slot (logging off): KVM maps it with 2M
@@ -29,7 +29,7 @@
  *   WP_ALL_HUGE regions=N huge=N huge_after_log_on=N read_faults=N
  *     split=N log_on_us=N
  * and exits 0 when every check held, 4 (skip) when the VM has no
- * KVM_CAP_DIRTY_WP_ALL (KVM's C path, or the shadow MMU).
+ * KVM_CAP_DIRTY_WP_ALL (KVM's C path).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -111,6 +111,8 @@ static const struct kvm_dirty_ops kd_ops = {
 	.wp_log_enable = kd_wp_log_enable,
 	.wp_fast_begin = kd_rs_wp_fast_begin,
 	.wp_fast_end = kd_rs_wp_fast_end,
+	.wp_link_shared = kd_rs_wp_link_shared,
+	.wp_load_root = kd_rs_wp_load_root,
 };
 
 static const char *const kd_counter_names[KD_NR_COUNTERS] = {
@@ -151,6 +153,8 @@ static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
 	[KD_WP_GRANTS] = "wp_grants",
 	[KD_WP_RETRIES] = "wp_retries",
 	[KD_WP_FAST_FIXES] = "wp_fast_fixes",
+	[KD_WP_ROOT_LOADS] = "wp_root_loads",
+	[KD_WP_SHARED_LINKS] = "wp_shared_links",
 };
 
 static DEFINE_PER_CPU(u64, kd_pcpu[KD_NR_PCPU_COUNTERS]);
@@ -357,7 +361,7 @@ struct kvm_dirty_vm *kd_vm_dirty_state(struct kvm *kvm)
 bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable)
 {
 	struct kvm_dirty_spte_masks masks;
-	bool ok = kvm_tdp_mmu_wp_all_supported(kvm, &masks);
+	bool ok = kvm_mmu_wp_all_supported(kvm, &masks);
 
 	*present = masks.present;
 	*writable = masks.writable;
@@ -371,8 +375,25 @@ void kd_visit_root_tables(struct kvm *kvm,
 {
 	kvm_tdp_mmu_visit_roots(kvm, fn, ctx);
 }
+
+/*
+ * Every vCPU loads its root again before it next enters the guest, and
+ * kvm_mmu_load_pgd() calls ->wp_load_root() on the way (kernel/0007).
+ */
+void kd_wp_all_reload_roots(struct kvm *kvm)
+{
+	struct kvm_vcpu *vcpu;
+	unsigned long i;
+
+	kvm_for_each_vcpu(i, vcpu, kvm)
+		kvm_make_request(KVM_REQ_LOAD_MMU_PGD, vcpu);
+}
 #else
 /* arm64 stage 2 has no hierarchical write permission: issue 11. */
+void kd_wp_all_reload_roots(struct kvm *kvm)
+{
+}
+
 bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable)
 {
 	*present = 0;

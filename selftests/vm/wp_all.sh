@@ -1,7 +1,7 @@
 #!/bin/sh
-# wp_all.sh [unsupported]: write-protect-all (KVM_CAP_DIRTY_WP_ALL).
+# wp_all.sh [shadow | unsupported]: write-protect-all (KVM_CAP_DIRTY_WP_ALL).
 #
-# On the x86 TDP MMU: upstream dirty_log_test in its wp-all mode (the
+# On the x86 TDP MMU, or with "shadow" on the shadow MMU: upstream dirty_log_test in its wp-all mode (the
 # selftest patch in kernel/), with the VM bound.  Each round is GET_DIRTY_LOG
 # without write-protect, then KVM_WRITE_PROTECT_ALL_MEM, then the test's
 # check of the pages; the counters must show every GET harvesting without
@@ -10,8 +10,12 @@
 # WP-all calls must lose pages (so the WP-all is what keeps -A correct), and
 # the C path must not offer the capability.
 #
-# With "unsupported" (the shadow MMU, arm64): the module must refuse it, so
-# both tests skip, and nothing of it is counted.
+# The TDP MMU must show leaves made writable by the lockless fast path and no
+# shadow root loaded; the shadow MMU (no fast path for these VMs) stale roots
+# brought up to date as vCPUs loaded them.
+#
+# With "unsupported" (arm64): the module must refuse it, so both tests skip,
+# and nothing of it is counted.
 . /tests/lib.sh
 [ -d "$KD" ] || fail "kvm_dirty.ko is not loaded"
 iters=4
@@ -52,15 +56,24 @@ want_eq "pages write-protected one by one" "$(delta before pages_protected)" 0
 want_eq "WP-all calls" "$(delta before wp_all_calls)" "$gets"
 # Its slots are created logged: no log enable for the module to serve.
 want_eq "log enables served by WP-all" "$(delta before wp_all_log_enables)" 0
-want_gt "root entries write-protected" "$(delta before wp_all_root_entries)" 0
 want_gt "push-downs into leaf tables" "$(delta before wp_push_l1)" 0
 want_gt "push-downs into level-2 tables" "$(delta before wp_push_l2)" 0
 want_gt "entries write-protected by push-downs" "$(delta before wp_push_protected)" 0
 want_gt "non-leaf entries given W back" "$(delta before wp_grants)" 0
-want_gt "leaves given W by the lockless fast path" "$(delta before wp_fast_fixes)" 0
+if [ "${1:-}" = shadow ]; then
+	# No TDP MMU root: the shadow roots are protected as vCPUs load them.
+	want_eq "TDP MMU root entries write-protected" "$(delta before wp_all_root_entries)" 0
+	want_gt "shadow roots brought up to date at load" "$(delta before wp_root_loads)" 0
+	want_eq "leaves given W by the lockless fast path" "$(delta before wp_fast_fixes)" 0
+else
+	want_gt "TDP MMU root entries write-protected" "$(delta before wp_all_root_entries)" 0
+	want_eq "shadow roots brought up to date at load" "$(delta before wp_root_loads)" 0
+	want_gt "leaves given W by the lockless fast path" "$(delta before wp_fast_fixes)" 0
+fi
 echo "push-downs by level: l1 $(delta before wp_push_l1) l2 $(delta before wp_push_l2)" \
 	"l3 $(delta before wp_push_l3) l4 $(delta before wp_push_l4);" \
-	"retries $(delta before wp_retries); fast-path fixes $(delta before wp_fast_fixes)"
+	"retries $(delta before wp_retries); fast-path fixes $(delta before wp_fast_fixes);" \
+	"root loads $(delta before wp_root_loads); shared links $(delta before wp_shared_links)"
 
 # A test of the test: without the WP-all, harvests that do not protect
 # leave every page writable, and the byte-for-byte check must see it.

@@ -1,6 +1,6 @@
 #!/bin/sh
 # wp_all_huge.sh: write-protect-all with huge pages and with dirty logging
-# turned off and on (selftests/wp_all_huge.c, x86 TDP MMU), on a THP-backed
+# turned off and on (selftests/wp_all_huge.c, x86, both MMUs), on a THP-backed
 # slot and on a hugetlb one.  The test checks KVM's own statistics (2M
 # mappings kept when logging starts and under reads, no read faults, a
 # split per region written) and the pages reported; here the counters must
@@ -33,7 +33,7 @@ echo 40 > /proc/sys/vm/nr_hugepages
 run -H
 echo 0 > /proc/sys/vm/nr_hugepages
 
-# KVM's C path and the shadow MMU offer no write-protect-all: a skip.
+# KVM's C path offers no write-protect-all: a skip.
 bind_vms 0
 /tests/wp_all_huge > /tmp/wpall-huge.out 2>&1
 want_eq "wp_all_huge exit status (C path)" "$?" 4

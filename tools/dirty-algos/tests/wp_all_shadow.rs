@@ -263,8 +263,20 @@ impl Vm {
 
     /// The child of entry `i` of `t`: the one linked, or the shadow page of
     /// `key` in `pool`, linked now (shared if it exists).
-    fn child(&mut self, t: usize, i: usize, n: usize, key: usize, leaf: bool, write: bool) -> usize {
-        let want = if leaf { self.leaves[key] } else { self.mids[key] };
+    fn child(
+        &mut self,
+        t: usize,
+        i: usize,
+        n: usize,
+        key: usize,
+        leaf: bool,
+        write: bool,
+    ) -> usize {
+        let want = if leaf {
+            self.leaves[key]
+        } else {
+            self.mids[key]
+        };
         match self.tables[t].entries[i].kind {
             Kind::Table(c) if Some(c) == want => {}
             _ => {
@@ -516,7 +528,10 @@ fn shadow_link_as_upstream_loses_writes() {
         upstream_link: true,
         ..Rules::default()
     };
-    assert!(losses(rules) > 0, "a shared table linked with W must be caught");
+    assert!(
+        losses(rules) > 0,
+        "a shared table linked with W must be caught"
+    );
 }
 
 #[test]
