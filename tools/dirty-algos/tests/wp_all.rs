@@ -18,6 +18,7 @@
 //! caught losing writes, and so must a split table made current.
 
 mod common;
+use common::tree::{Entry, Kind, Table, NONE};
 use common::Rng;
 
 use dirty_algos::wp_all::*;
@@ -27,29 +28,6 @@ const R: usize = 2;
 const M: usize = 4;
 const L: usize = 4;
 const PAGES: usize = R * M * L;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    None,
-    Table(usize),
-    Leaf,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    kind: Kind,
-    w: bool,
-}
-
-const NONE: Entry = Entry {
-    kind: Kind::None,
-    w: false,
-};
-
-struct Table {
-    entries: Vec<Entry>,
-    wp: TableWp,
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Order {

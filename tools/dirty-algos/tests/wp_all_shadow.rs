@@ -23,6 +23,7 @@
 //! Each rule of the design, dropped, must be caught losing writes.
 
 mod common;
+use common::tree::{Entry, Kind, Table, NONE};
 use common::Rng;
 
 use dirty_algos::wp_all::*;
@@ -40,29 +41,6 @@ const PREV: usize = 1;
 /// so some pairs alias (one guest page table mapped twice).
 const LEAF_TABLES: usize = R * M - 2;
 const PAGES: usize = LEAF_TABLES * L;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    None,
-    Table(usize),
-    Leaf,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    kind: Kind,
-    w: bool,
-}
-
-const NONE: Entry = Entry {
-    kind: Kind::None,
-    w: false,
-};
-
-struct Table {
-    entries: Vec<Entry>,
-    wp: TableWp,
-}
 
 #[derive(Clone, Copy, Default)]
 struct Rules {

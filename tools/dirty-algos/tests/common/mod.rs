@@ -1,5 +1,7 @@
 //! Helpers shared by the tests.
 
+pub mod tree;
+
 /// xorshift64*: a deterministic generator, no dependency.
 pub struct Rng(pub u64);
 
