@@ -4,7 +4,7 @@
 //! and what the shadow MMU shares with it (`wp_all_shadow.rs` adds the rest).
 //!
 //! KVM calls in here from its fault walk and table links (the hooks of
-//! `kernel/0003-*.patch`), for a VM that turned `KVM_CAP_DIRTY_WP_ALL` on,
+//! `kernel/0003-*.patch`, and 0006 and 0007), for a VM that turned `KVM_CAP_DIRTY_WP_ALL` on,
 //! and from `KVM_WRITE_PROTECT_ALL_MEM`.  What each hook does, and why no
 //! write after a WP-all goes unlogged, is argued in `wp_all.rs`; this file
 //! adds the rules that are about KVM's tables:
@@ -285,10 +285,11 @@ extern "C" fn kd_rs_wp_step(
     child_spt: *mut u64,
     child_level: i32,
 ) -> i32 {
-    // SAFETY: live VM, mmu_lock held for read: no WP-all runs, so the
-    // generation is stable.
+    // SAFETY: live VM, mmu_lock held (for read on the TDP MMU, for write on
+    // the shadow MMU): no WP-all runs, so the generation is stable.
     let gen = unsafe { vm_state(kvm) }.wp.generation();
-    // SAFETY: both tables are live under the walk's RCU read-side section.
+    // SAFETY: both tables are live under the walk's RCU read-side section
+    // (TDP MMU) or mmu_lock (shadow MMU).
     let ((parent, entries), (child, child_entries)) =
         unsafe { (table(table_wp, table_spt), table(child_wp, child_spt)) };
     let push = child.push_down(gen, |i| clear_writable(&child_entries[i]));
@@ -388,7 +389,8 @@ extern "C" fn kd_rs_wp_leaf(
     new_spte: u64,
 ) {
     if new_spte & WRITABLE != 0 {
-        // SAFETY: the leaf's table, live under the walk's RCU section.
+        // SAFETY: the leaf's table, live under the walk's RCU section (TDP
+        // MMU) or mmu_lock (shadow MMU).
         let wp = unsafe { &*table_wp.cast::<TableWp>() };
         wp.note_writable(index as usize % ENTRIES);
     }
