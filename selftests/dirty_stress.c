@@ -18,8 +18,10 @@
  *   -b size   slot size (default 16M)
  *   -T        back the slot with THP
  *   -w secs   watchdog: with no progress (no harvest round, no guest write)
- *             for that long, print where every thread stands and fail
- *             (default 60)
+ *             for that long, print where every thread stands (a vCPU not
+ *             done: its last exit, its thread's state and kernel stack),
+ *             dump every task's and CPU's stack to the console (sysrq w,
+ *             l) and fail (default 60)
  *   -A        write-protect-all (KVM_CAP_DIRTY_WP_ALL): every mode harvests
  *             without write-protect (GET, CLEAR or the ring reset), then
  *             KVM_WRITE_PROTECT_ALL_MEM, then copies
@@ -109,12 +111,14 @@ static unsigned long *bitmap;
 static atomic_ulong rounds, pages_copied, churns, ring_full_exits;
 static _Atomic(const char *) phase = "start";
 static atomic_bool vcpus_done[MAX_VCPUS];
+static atomic_int vcpu_tids[MAX_VCPUS];
 
 static void *vcpu_thread(void *arg)
 {
 	struct kvm_vcpu *vcpu = arg;
 	struct ucall uc;
 
+	atomic_store(&vcpu_tids[vcpu->id], gettid());
 	for (;;) {
 		vcpu_run(vcpu);
 		if (vcpu->run->exit_reason == KVM_EXIT_DIRTY_RING_FULL) {
@@ -275,6 +279,23 @@ static void churn_slot(void)
 
 static int watchdog_secs = 60;
 
+/* Prints a file of /proc, for the watchdog; quiet if it cannot be read. */
+static void print_proc(const char *what, int tid, const char *file)
+{
+	char path[64], buf[4096];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/%s", tid, file);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	printf("dirty_stress: WATCHDOG: %s %s:\n%s", what, file, buf);
+}
+
 /*
  * Progress is a finished round, a guest write or a vCPU seeing the stop:
  * the stop phase finishes no rounds while it waits for slow vCPUs, and is
@@ -307,11 +328,23 @@ static void *watchdog(void *arg)
 		       still, mode_name[mode], atomic_load(&rounds),
 		       atomic_load(&phase), atomic_load(&pages_copied),
 		       atomic_load(&ring_full_exits));
-		for (i = 0; i < nr_vcpus; i++)
-			printf("dirty_stress: WATCHDOG: vCPU %d: %lu writes%s\n",
+		for (i = 0; i < nr_vcpus; i++) {
+			char what[32];
+
+			printf("dirty_stress: WATCHDOG: vCPU %d: %lu writes%s, last exit %s\n",
 			       i, guest_writes(i),
-			       atomic_load(&vcpus_done[i]) ? ", done" : "");
+			       atomic_load(&vcpus_done[i]) ? ", done" : "",
+			       exit_reason_str(vcpus[i]->run->exit_reason));
+			if (atomic_load(&vcpus_done[i]))
+				continue;
+			/* Where its thread is: in the guest, or stuck in KVM. */
+			snprintf(what, sizeof(what), "vCPU %d thread", i);
+			print_proc(what, atomic_load(&vcpu_tids[i]), "stat");
+			print_proc(what, atomic_load(&vcpu_tids[i]), "stack");
+		}
 		fflush(stdout);
+		/* Every task's and CPU's stack to the console, if allowed. */
+		system("echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger");
 		_exit(KSFT_FAIL);
 	}
 	return NULL;

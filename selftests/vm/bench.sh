@@ -190,6 +190,7 @@ logon_all() {
 	snap logon
 	db "$rounds" -m logon -s 64M -n 2 -T
 	if [ "$set" != quick ]; then
+		db "$rounds" -m logon -s 256M -n 2 -T
 		db "$rounds" -m logon -s 1G -n 1 -T
 		ab db_path -m logon -s 4G -n 1 -T -W
 	fi
