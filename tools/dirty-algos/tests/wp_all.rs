@@ -18,6 +18,7 @@
 //! caught losing writes, and so must a split table made current.
 
 mod common;
+use common::migrate::{self, Guest, Order};
 use common::tree::{Entry, Kind, Table, NONE};
 use common::Rng;
 
@@ -28,14 +29,6 @@ const R: usize = 2;
 const M: usize = 4;
 const L: usize = 4;
 const PAGES: usize = R * M * L;
-
-#[derive(Clone, Copy, PartialEq)]
-enum Order {
-    /// harvest -> WP-all -> copy: the protocol the api documents.
-    HarvestFirst,
-    /// WP-all -> harvest -> copy: loses writes.
-    WpAllFirst,
-}
 
 #[derive(Clone, Copy)]
 struct Rules {
@@ -319,58 +312,43 @@ impl Vm {
     }
 }
 
-/// One migration with random guest activity between the VMM's steps.
-/// Returns the pages whose destination copy is stale at the end.
-fn migrate(seed: u64, rules: Rules, rounds: usize) -> (Vec<usize>, Stats) {
-    let mut rng = Rng(seed | 1);
-    let mut vm = Vm::new(rules);
-    let mut dest = [0u64; PAGES];
-    let guest = |vm: &mut Vm, rng: &mut Rng| {
+impl Guest for Vm {
+    fn run(&mut self, rng: &mut Rng) {
         for _ in 0..rng.next() % 6 {
             let p = rng.next() as usize % PAGES;
             match rng.next() % 10 {
-                0..=5 => vm.write(p),
-                6 | 7 => vm.read(p, rng),
-                8 => vm.zap(rng),
-                _ => vm.eager_split(rng),
+                0..=5 => self.write(p),
+                6 | 7 => self.read(p, rng),
+                8 => self.zap(rng),
+                _ => self.eager_split(rng),
             }
         }
-    };
-    // Some memory is mapped before logging starts.
-    for _ in 0..PAGES {
-        guest(&mut vm, &mut rng);
     }
-    // Logging on: one WP-all (O(1) enable), then copy everything.
-    vm.dirty.clear();
-    vm.logging = true;
-    vm.write_protect_all();
-    guest(&mut vm, &mut rng);
-    dest.copy_from_slice(&vm.mem);
-    for _ in 0..rounds {
-        guest(&mut vm, &mut rng);
-        let harvested = match rules.order {
-            Order::HarvestFirst => {
-                let h = vm.harvest();
-                guest(&mut vm, &mut rng);
-                vm.write_protect_all();
-                h
-            }
-            Order::WpAllFirst => {
-                vm.write_protect_all();
-                guest(&mut vm, &mut rng);
-                vm.harvest()
-            }
-        };
-        guest(&mut vm, &mut rng);
-        for p in harvested {
-            dest[p] = vm.mem[p];
-        }
+
+    fn start_logging(&mut self) {
+        self.dirty.clear();
+        self.logging = true;
     }
-    // The guest stops; the last harvest and copy.
-    for p in vm.harvest() {
-        dest[p] = vm.mem[p];
+
+    fn write_protect_all(&mut self) {
+        Vm::write_protect_all(self);
     }
-    let stale = (0..PAGES).filter(|&p| dest[p] != vm.mem[p]).collect();
+
+    fn harvest(&mut self) -> BTreeSet<usize> {
+        Vm::harvest(self)
+    }
+
+    fn memory(&self) -> &[u64] {
+        &self.mem
+    }
+}
+
+/// One migration (common/migrate.rs) with random guest activity between
+/// the VMM's steps.  Returns the pages whose destination copy is stale at
+/// the end.
+fn migrate(seed: u64, rules: Rules, rounds: usize) -> (Vec<usize>, Stats) {
+    let mut vm = Vm::new(rules);
+    let stale = migrate::migrate(&mut vm, &mut Rng(seed | 1), rounds, rules.order);
     (stale, vm.stats)
 }
 

@@ -23,6 +23,7 @@
 //! Each rule of the design, dropped, must be caught losing writes.
 
 mod common;
+use common::migrate::{self, Guest, Order};
 use common::tree::{Entry, Kind, Table, NONE};
 use common::Rng;
 
@@ -412,53 +413,51 @@ fn addr(rng: &mut Rng) -> (usize, usize, usize) {
     )
 }
 
-fn migrate(seed: u64, rules: Rules, rounds: usize) -> (Vec<usize>, Stats) {
-    let mut rng = Rng(seed | 1);
-    let mut vm = Vm::new(rules);
-    let mut dest = [0u64; PAGES];
-    let guest = |vm: &mut Vm, rng: &mut Rng| {
+impl Guest for Vm {
+    fn run(&mut self, rng: &mut Rng) {
         for _ in 0..rng.next() % 8 {
             let v = rng.next() as usize % VCPUS;
             match rng.next() % 12 {
                 0..=5 => {
                     let a = addr(rng);
                     let huge = rng.next().is_multiple_of(3);
-                    vm.write(v, a, huge)
+                    self.write(v, a, huge)
                 }
                 6 => {
-                    vm.enter(v);
+                    self.enter(v);
                     let a = addr(rng);
                     let huge = rng.next().is_multiple_of(2);
-                    vm.fault(v, a, false, huge)
+                    self.fault(v, a, false, huge)
                 }
-                7 | 8 => vm.switch_cr3(v, rng.next() as usize % CR3S),
-                9 | 10 => vm.zap(rng),
-                _ => vm.eager_split(rng),
+                7 | 8 => self.switch_cr3(v, rng.next() as usize % CR3S),
+                9 | 10 => self.zap(rng),
+                _ => self.eager_split(rng),
             }
         }
-    };
-    for _ in 0..PAGES {
-        guest(&mut vm, &mut rng);
     }
-    vm.dirty.clear();
-    vm.logging = true;
-    vm.write_protect_all();
-    guest(&mut vm, &mut rng);
-    dest.copy_from_slice(&vm.mem);
-    for _ in 0..rounds {
-        guest(&mut vm, &mut rng);
-        let harvested = std::mem::take(&mut vm.dirty);
-        guest(&mut vm, &mut rng);
-        vm.write_protect_all();
-        guest(&mut vm, &mut rng);
-        for p in harvested {
-            dest[p] = vm.mem[p];
-        }
+
+    fn start_logging(&mut self) {
+        self.dirty.clear();
+        self.logging = true;
     }
-    for p in std::mem::take(&mut vm.dirty) {
-        dest[p] = vm.mem[p];
+
+    fn write_protect_all(&mut self) {
+        Vm::write_protect_all(self);
     }
-    let stale = (0..PAGES).filter(|&p| dest[p] != vm.mem[p]).collect();
+
+    fn harvest(&mut self) -> BTreeSet<usize> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    fn memory(&self) -> &[u64] {
+        &self.mem
+    }
+}
+
+/// One migration (common/migrate.rs), harvest -> WP-all -> copy.
+fn migrate(seed: u64, rules: Rules, rounds: usize) -> (Vec<usize>, Stats) {
+    let mut vm = Vm::new(rules);
+    let stale = migrate::migrate(&mut vm, &mut Rng(seed | 1), rounds, Order::HarvestFirst);
     (stale, vm.stats)
 }
 

@@ -1,5 +1,6 @@
 //! Helpers shared by the tests.
 
+pub mod migrate;
 pub mod tree;
 
 /// xorshift64*: a deterministic generator, no dependency.
