@@ -12,3 +12,6 @@ pub mod ring;
 
 #[path = "../../../rust/wp_all.rs"]
 pub mod wp_all;
+
+#[path = "../../../rust/wp_all_stage2.rs"]
+pub mod wp_all_stage2;
