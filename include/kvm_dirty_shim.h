@@ -62,6 +62,7 @@ enum kd_pcpu_counter {
 	KD_WP_FAST_FIXES,	/* leaves the lockless fast path recorded and cmpxchg-ed */
 	KD_WP_ROOT_LOADS,	/* shadow roots brought up to date as a vCPU loaded them */
 	KD_WP_SHARED_LINKS,	/* shadow pages linked with writable entries recorded */
+	KD_WP_PUSH_PENDED,	/* arm64: table descriptors push-downs made pending */
 	KD_NR_PCPU_COUNTERS
 };
 void kd_count_pcpu(enum kd_pcpu_counter which);
@@ -121,6 +122,9 @@ void kd_visit_root_tables(struct kvm *kvm,
 				       u64 *spt),
 			    void *ctx);
 void kd_wp_all_reload_roots(struct kvm *kvm);
+/* Write-protect-all, arm64 stage 2 (rust/wp_all_arm64.rs); stubs on x86. */
+int kd_s2_wp_all_enable(struct kvm *kvm);
+u64 *kd_s2_pgd(struct kvm *kvm, u32 *entries, int *level);
 void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n);
 
 /* Rust entry points. */
@@ -151,5 +155,7 @@ void kd_rs_wp_link_shared(struct kvm *kvm, struct kvm_dirty_table *child,
 			  u64 *child_spt, u64 *spte);
 void kd_rs_wp_load_root(struct kvm *kvm, struct kvm_dirty_table *table,
 			u64 *spt);
+int kd_rs_wp_s2_push(struct kvm *kvm, u64 *ptep, u64 old, int level,
+		     u64 *child, u32 entries);
 
 #endif /* KVM_DIRTY_SHIM_H */

@@ -40,7 +40,11 @@ mod ring;
 // side on the x86 TDP MMU.
 #[allow(unreachable_pub, dead_code)]
 mod wp_all;
+// ... and on arm64 stage 2 (issue 11): the algorithm, and its kernel side.
+mod wp_all_arm64;
 mod wp_all_shadow;
+#[allow(unreachable_pub, dead_code)]
+mod wp_all_stage2;
 mod wp_all_tdp;
 
 module! {

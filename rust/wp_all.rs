@@ -51,9 +51,8 @@
 //!   current with its entries' W kept would let writes go unlogged (the
 //!   model test shows it).
 //!
-//! Architectures without hierarchical write permission (arm64 stage 2) need
-//! another way to stop writes below a table entry; they can still share the
-//! generation and record logic here.
+//! Architectures without hierarchical write permission (arm64 stage 2) stop
+//! writes below a table entry another way: `wp_all_stage2.rs`.
 //!
 //! `core` only: this file builds in the kernel module and in the user-space
 //! test crate (`tools/dirty-algos`) unchanged.

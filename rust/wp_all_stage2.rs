@@ -71,10 +71,10 @@ pub const LOCKED: u64 = 1 << 10;
 /// software bit (58:55) no valid table descriptor of KVM's carries.
 pub const PENDING: u64 = 1 << 55;
 /// The last level (4K granule; every granule's last level is 3).
-pub const LAST_LEVEL: u32 = 3;
+pub const LAST_LEVEL: i32 = 3;
 
 /// A valid table descriptor at `level`.
-pub fn is_table(pte: u64, level: u32) -> bool {
+pub fn is_table(pte: u64, level: i32) -> bool {
     level < LAST_LEVEL && pte & (VALID | TYPE_TABLE) == VALID | TYPE_TABLE
 }
 
@@ -84,7 +84,7 @@ pub fn is_pending(pte: u64) -> bool {
 }
 
 /// A valid leaf (block or page) with write permission.
-pub fn is_writable_leaf(pte: u64, level: u32) -> bool {
+pub fn is_writable_leaf(pte: u64, level: i32) -> bool {
     pte & VALID != 0 && !is_table(pte, level) && pte & S2AP_W != 0
 }
 
@@ -100,7 +100,7 @@ pub struct Protected {
 /// Makes every valid table descriptor of `entries` (a table at `level`)
 /// pending and every writable leaf read-only.  The caller has the table to
 /// itself (see the module comment), so plain loads and stores do.
-fn protect_table(entries: &[AtomicU64], level: u32) -> Protected {
+fn protect_table(entries: &[AtomicU64], level: i32) -> Protected {
     let mut done = Protected::default();
     for e in entries {
         let pte = e.load(Ordering::Relaxed);
@@ -119,7 +119,7 @@ fn protect_table(entries: &[AtomicU64], level: u32) -> Protected {
 /// `level`.  The caller holds `mmu_lock` for write and, after this, must
 /// invalidate the VMID's whole TLB (leaf and walk-cache entries) before it
 /// returns to user space.
-pub fn write_protect_top(entries: &[AtomicU64], level: u32) -> Protected {
+pub fn write_protect_top(entries: &[AtomicU64], level: i32) -> Protected {
     protect_table(entries, level)
 }
 
@@ -140,7 +140,7 @@ pub enum PushDown {
 /// descriptor.  The caller holds `mmu_lock` for read (WP-all excluded).
 pub fn push_down<'a>(
     parent: &AtomicU64,
-    level: u32,
+    level: i32,
     child: impl FnOnce(u64) -> &'a [AtomicU64],
 ) -> PushDown {
     let old = parent.load(Ordering::Acquire);

@@ -31,6 +31,7 @@
 use crate::bindings;
 use crate::counters::{self, Counter};
 use crate::wp_all::{PushDown, TableWp, VmWp, ENTRIES};
+use crate::wp_all_arm64;
 use bindings::kd_pcpu_counter as Pcpu;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -148,9 +149,14 @@ extern "C" fn kd_rs_wp_all_enable(kvm: *mut bindings::kvm, flags: u64, created_v
     if !supported {
         return EOPNOTSUPP_ERRNO;
     }
-    if present != PRESENT || writable != WRITABLE {
+    let (want_present, want_writable) = if cfg!(CONFIG_ARM64) {
+        (wp_all_arm64::PRESENT, wp_all_arm64::WRITABLE)
+    } else {
+        (PRESENT, WRITABLE)
+    };
+    if present != want_present || writable != want_writable {
         pr_warn!(
-            "write-protect-all refused: SPTE present/W masks {present:#x}/{writable:#x}, expected {PRESENT:#x}/{WRITABLE:#x}\n"
+            "write-protect-all refused: present/W masks {present:#x}/{writable:#x}, expected {want_present:#x}/{want_writable:#x}\n"
         );
         return EOPNOTSUPP_ERRNO;
     }
@@ -168,6 +174,13 @@ extern "C" fn kd_rs_wp_all_enable(kvm: *mut bindings::kvm, flags: u64, created_v
     }
     if state.flags.load(Ordering::Relaxed) & VM_WP_ALL != 0 {
         return EEXIST.to_errno();
+    }
+    if cfg!(CONFIG_ARM64) {
+        // SAFETY: live VM, kvm->lock held (the shim's enable_cap).
+        let r = unsafe { wp_all_arm64::enable(kvm) };
+        if r != 0 {
+            return r;
+        }
     }
     // Release: vCPUs (created later, under kvm->lock) see the flag set.
     state.flags.store(new, Ordering::Release);
@@ -216,6 +229,12 @@ extern "C" fn kd_rs_wp_log_enable(kvm: *mut bindings::kvm) {
 /// `kvm` is a live VM whose WP-all is on, `state` its state; the caller
 /// does not hold `mmu_lock`.
 unsafe fn write_protect_all(kvm: *mut bindings::kvm, state: &VmWpState) {
+    if cfg!(CONFIG_ARM64) {
+        // SAFETY: the caller's contract, which is the same.
+        let changed = unsafe { wp_all_arm64::write_protect_all(kvm, state) };
+        counters::add(Counter::KD_WP_ALL_ROOT_ENTRIES, changed);
+        return;
+    }
     let mut walk = RootWalk {
         gen: 0,
         protected: 0,

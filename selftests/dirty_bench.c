@@ -27,7 +27,7 @@
  *             0 %, 1 % or 100 % of the pages dirty (-d): round_us.  And the
  *             guest's side, the time to write those pages after a round
  *             (each write faults once on both paths): write_us.  Options as
- *             for get.  x86 TDP MMU only, where the capability is offered.
+ *             for get.  Where the capability is offered (x86, arm64).
  *   -m logon  turning dirty logging on for the slot, fully mapped by the
  *             guest's writes (with -T, 2M mappings): the C path's classic
  *             enable (split the huge pages, write-protect every page)
@@ -45,7 +45,8 @@
  *   -r        the round: odd rounds start with C, even ones with Rust.
  *
  * The test slot (-s bytes, up to 4G) is at guest physical 4 GiB, identity
- * mapped with 2M guest pages; dirty logging is on from its creation.
+ * mapped with 2M guest pages (x86; 4K on arm64); dirty logging is on from
+ * its creation.
  * Results: one line per path and metric,
  *   RESULT path=rust metric=get_us size=1G dirty=1 value=M n=N min=A max=B
  * with the median, count, minimum and maximum of the samples (microseconds,
@@ -221,7 +222,12 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 	v->vcpu = vm_vcpu_add(v->vm, 0, guest_code);
 	vm_userspace_mem_region_add(v->vm, src, GPA, SLOT, npages,
 				    log_on ? 0 : KVM_MEM_LOG_DIRTY_PAGES);
+#ifdef __x86_64__
 	virt_map_level(v->vm, GPA, GPA, bytes, PG_LEVEL_2M);
+#else
+	/* arm64's selftest library maps with the guest mode's pages only. */
+	virt_map(v->vm, GPA, GPA, npages);
+#endif
 	/*
 	 * Allocate the slot's memory up front (huge pages where THP can) so
 	 * the guest's first writes cost a KVM fault, not also a page

@@ -12,6 +12,14 @@
 
 #include "../include/kvm_dirty_shim.h"
 
+#ifdef CONFIG_ARM64
+#include <asm/kvm_pgtable.h>
+#include <asm/virt.h>
+
+static int kd_wp_s2_push(struct kvm *kvm, u64 *ptep, u64 old, int level,
+			 u64 *child);
+#endif
+
 static bool bind_vms = true;
 module_param(bind_vms, bool, 0644);
 MODULE_PARM_DESC(bind_vms, "Bind VMs created from now on to the Rust paths (default: Y)");
@@ -113,6 +121,9 @@ static const struct kvm_dirty_ops kd_ops = {
 	.wp_fast_end = kd_rs_wp_fast_end,
 	.wp_link_shared = kd_rs_wp_link_shared,
 	.wp_load_root = kd_rs_wp_load_root,
+#ifdef CONFIG_ARM64
+	.wp_s2_push = kd_wp_s2_push,
+#endif
 };
 
 static const char *const kd_counter_names[KD_NR_COUNTERS] = {
@@ -155,6 +166,7 @@ static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
 	[KD_WP_FAST_FIXES] = "wp_fast_fixes",
 	[KD_WP_ROOT_LOADS] = "wp_root_loads",
 	[KD_WP_SHARED_LINKS] = "wp_shared_links",
+	[KD_WP_PUSH_PENDED] = "wp_push_pended",
 };
 
 static DEFINE_PER_CPU(u64, kd_pcpu[KD_NR_PCPU_COUNTERS]);
@@ -393,17 +405,34 @@ void kd_wp_all_reload_roots(struct kvm *kvm)
 	kvm_for_each_vcpu(i, vcpu, kvm)
 		kvm_make_request(KVM_REQ_LOAD_MMU_PGD, vcpu);
 }
+
+int kd_s2_wp_all_enable(struct kvm *kvm)
+{
+	return -EOPNOTSUPP;
+}
+
+u64 *kd_s2_pgd(struct kvm *kvm, u32 *entries, int *level)
+{
+	*entries = 0;
+	return NULL;
+}
 #else
-/* arm64 stage 2 has no hierarchical write permission: issue 11. */
+/*
+ * arm64 stage 2 (kernel/0008): no roots to reload, no x86 tables; pending
+ * table descriptors instead (rust/wp_all_arm64.rs).
+ */
 void kd_wp_all_reload_roots(struct kvm *kvm)
 {
 }
 
 bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable)
 {
-	*present = 0;
-	*writable = 0;
-	return false;
+	*present = KVM_PTE_VALID;
+	*writable = KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W;
+	/* What kvm_s2_wp_all_enable() would refuse. */
+	return kvm->arch.mmu.pgt &&
+	       !cpus_have_final_cap(ARM64_HAS_NESTED_VIRT) &&
+	       !is_protected_kvm_enabled();
 }
 
 void kd_visit_root_tables(struct kvm *kvm,
@@ -411,5 +440,25 @@ void kd_visit_root_tables(struct kvm *kvm,
 				       u64 *spt),
 			    void *ctx)
 {
+}
+
+int kd_s2_wp_all_enable(struct kvm *kvm)
+{
+	return kvm_s2_wp_all_enable(kvm);
+}
+
+u64 *kd_s2_pgd(struct kvm *kvm, u32 *entries, int *level)
+{
+	unsigned int n;
+	u64 *pgd = kvm_s2_wp_all_pgd(kvm, &n, level);
+
+	*entries = n;
+	return pgd;
+}
+
+static int kd_wp_s2_push(struct kvm *kvm, u64 *ptep, u64 old, int level,
+			 u64 *child)
+{
+	return kd_rs_wp_s2_push(kvm, ptep, old, level, child, PTRS_PER_PTE);
 }
 #endif

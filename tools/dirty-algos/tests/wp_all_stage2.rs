@@ -83,7 +83,7 @@ fn table_pte(t: usize) -> u64 {
     ((t as u64) << 12) | TYPE_TABLE | VALID
 }
 
-fn leaf_pte(level: u32, w: bool) -> u64 {
+fn leaf_pte(level: i32, w: bool) -> u64 {
     let ty = if level == LAST_LEVEL { TYPE_TABLE } else { 0 };
     VALID | ty | if w { S2AP_W } else { 0 }
 }
@@ -135,7 +135,7 @@ impl Vm {
     }
 
     /// The pages below entry `i` of a level-`level` table covering `base`.
-    fn pages_of(level: u32, first: usize) -> std::ops::Range<usize> {
+    fn pages_of(level: i32, first: usize) -> std::ops::Range<usize> {
         let n = match level {
             1 => M * L,
             2 => L,
@@ -157,7 +157,7 @@ impl Vm {
     fn hw_walk(&self, p: usize) -> Walk {
         let mut t = ROOT;
         for (k, &i) in Self::idx(p).iter().enumerate() {
-            let level = k as u32 + 1;
+            let level = k as i32 + 1;
             let pte = self.get(t, i);
             if pte & VALID == 0 {
                 return Walk::Invalid;
@@ -184,7 +184,7 @@ impl Vm {
 
     /// The hook in the map walker: a pending descriptor at entry `i` of
     /// table `t` (at `level`).
-    fn push(&mut self, t: usize, i: usize, level: u32) {
+    fn push(&mut self, t: usize, i: usize, level: i32) {
         let tables = &self.tables;
         let r = if self.rules.pend_child_tables {
             push_down(&tables[t][i], level, |pte| &tables[table_of(pte)])
@@ -223,7 +223,7 @@ impl Vm {
         let mut t = ROOT;
         let mut first = 0;
         for (k, &i) in Self::idx(p).iter().enumerate() {
-            let level = k as u32 + 1;
+            let level = k as i32 + 1;
             let range = Self::pages_of(level, first + i * Self::pages_of(level, 0).len());
             let mut pte = self.get(t, i);
             if is_pending(pte) {
