@@ -44,6 +44,7 @@
  * and exits 0 only if the copy matched.  Uses the upstream KVM selftest
  * library (libkvm) for the vCPUs and guests; runs on x86_64 and arm64.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -113,6 +114,34 @@ static _Atomic(const char *) phase = "start";
 static atomic_bool vcpus_done[MAX_VCPUS];
 static atomic_int vcpu_tids[MAX_VCPUS];
 
+#ifdef __x86_64__
+/*
+ * An L2 guest that shuts down (a triple fault) under QEMU's nested npt=1
+ * emulation: Documentation/known-issues.rst.  Its state, for the evidence:
+ * where it faulted, on what, and what the host sees at that address.
+ */
+static void dump_shutdown(struct kvm_vcpu *vcpu)
+{
+	struct kvm_vcpu_events ev;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	vcpu_regs_get(vcpu, &regs);
+	vcpu_sregs_get(vcpu, &sregs);
+	vcpu_events_get(vcpu, &ev);
+	printf("dirty_stress: SHUTDOWN vCPU %u: rip %#llx rsp %#llx cr0 %#llx cr2 %#llx cr3 %#llx cr4 %#llx efer %#llx\n",
+	       vcpu->id, regs.rip, regs.rsp, sregs.cr0, sregs.cr2, sregs.cr3,
+	       sregs.cr4, sregs.efer);
+	printf("dirty_stress: SHUTDOWN vCPU %u: exception nr %u injected %u pending %u error code %#x (valid %u); cr2 %s the test slot (guest %#lx..%#lx)\n",
+	       vcpu->id, ev.exception.nr, ev.exception.injected,
+	       ev.exception.pending, ev.exception.error_code,
+	       ev.exception.has_error_code,
+	       sregs.cr2 >= GVA && sregs.cr2 < GVA + npages * g_page_size ?
+	       "in" : "outside", GVA, GVA + npages * g_page_size);
+	fflush(stdout);
+}
+#endif
+
 static void *vcpu_thread(void *arg)
 {
 	struct kvm_vcpu *vcpu = arg;
@@ -134,6 +163,10 @@ static void *vcpu_thread(void *arg)
 		case UCALL_ABORT:
 			REPORT_GUEST_ASSERT(uc);
 		default:
+#ifdef __x86_64__
+			if (vcpu->run->exit_reason == KVM_EXIT_SHUTDOWN)
+				dump_shutdown(vcpu);
+#endif
 			TEST_FAIL("vCPU %u: exit reason %s", vcpu->id,
 				  exit_reason_str(vcpu->run->exit_reason));
 		}
@@ -297,6 +330,67 @@ static void print_proc(const char *what, int tid, const char *file)
 }
 
 /*
+ * KVM's statistics for this VM (debugfs, summed over its vCPUs), read
+ * twice a second apart: those that moved say what a stuck vCPU is doing,
+ * e.g. faulting on one page over and over (pf_taken, pf_spurious, exits)
+ * or not running at all.  Quiet without debugfs.
+ */
+#define MAX_STATS 128
+static int read_kvm_stats(char names[][32], uint64_t *vals)
+{
+	char dir[300], path[600];
+	struct dirent *d;
+	DIR *top, *vmdir;
+	FILE *f;
+	int n = 0;
+
+	top = opendir("/sys/kernel/debug/kvm");
+	if (!top)
+		return 0;
+	dir[0] = 0;
+	while ((d = readdir(top)))
+		if (strtol(d->d_name, NULL, 10) == getpid() && strchr(d->d_name, '-'))
+			snprintf(dir, sizeof(dir), "/sys/kernel/debug/kvm/%s", d->d_name);
+	closedir(top);
+	vmdir = dir[0] ? opendir(dir) : NULL;
+	if (!vmdir)
+		return 0;
+	while ((d = readdir(vmdir)) && n < MAX_STATS) {
+		if (d->d_type != DT_REG)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%lu", &vals[n]) == 1) {
+			snprintf(names[n], 32, "%.31s", d->d_name);
+			n++;
+		}
+		fclose(f);
+	}
+	closedir(vmdir);
+	return n;
+}
+
+static void print_kvm_stat_deltas(void)
+{
+	static char names[MAX_STATS][32];
+	static uint64_t a[MAX_STATS], b[MAX_STATS];
+	int n, m, i;
+
+	n = read_kvm_stats(names, a);
+	sleep(1);
+	m = read_kvm_stats(names, b);
+	if (!n || m != n)
+		return;
+	printf("dirty_stress: WATCHDOG: KVM stats that moved in 1 s:");
+	for (i = 0; i < n; i++)
+		if (b[i] != a[i])
+			printf(" %s+%lu", names[i], b[i] - a[i]);
+	printf("\n");
+}
+
+/*
  * Progress is a finished round, a guest write or a vCPU seeing the stop:
  * the stop phase finishes no rounds while it waits for slow vCPUs, and is
  * stuck only if they stop writing too.
@@ -341,7 +435,13 @@ static void *watchdog(void *arg)
 			snprintf(what, sizeof(what), "vCPU %d thread", i);
 			print_proc(what, atomic_load(&vcpu_tids[i]), "stat");
 			print_proc(what, atomic_load(&vcpu_tids[i]), "stack");
+			if (mode == RING)
+				printf("dirty_stress: WATCHDOG: vCPU %d ring: fetch %u, entry flags there %u, before it %u\n",
+				       i, fetch[i],
+				       rings[i][fetch[i] % ring_entries].flags,
+				       rings[i][(fetch[i] - 1) % ring_entries].flags);
 		}
+		print_kvm_stat_deltas();
 		fflush(stdout);
 		/* Every task's and CPU's stack to the console, if allowed. */
 		system("echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger");

@@ -15,6 +15,12 @@ snap before
 /tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@" > /tmp/dlt.out 2>&1
 rc=$?
 cat /tmp/dlt.out
+if [ $rc != 0 ] && l2_shutdown /tmp/dlt.out; then
+	snap before
+	/tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@" > /tmp/dlt.out 2>&1
+	rc=$?
+	cat /tmp/dlt.out
+fi
 [ $rc = 0 ] || fail "dirty_log_test -M $mode"
 
 # One VM per (log mode, guest mode) the test ran.

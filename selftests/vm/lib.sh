@@ -17,6 +17,17 @@ delta() {
 
 fail() { echo "FAIL: $*"; exit 1; }
 
+# l2_shutdown FILE: the test's output says its L2 guest shut down (a triple
+# fault), the open emulator issue of Documentation/known-issues.rst under
+# nested npt=1 (seen on KVM's C path and without the module too).  Said
+# loudly and counted in /tmp/known-issues (the soak reports them); the
+# caller retries once, and a second one fails.
+l2_shutdown() {
+	grep -q -e 'exit_reason=SHUTDOWN' -e 'exit reason SHUTDOWN' "$1" || return 1
+	echo "KNOWN-ISSUE: L2 guest SHUTDOWN (Documentation/known-issues.rst), retrying once"
+	echo "L2 SHUTDOWN $(date +%s)" >> /tmp/known-issues
+}
+
 # want_eq WHAT GOT WANT
 want_eq() {
 	[ "$2" = "$3" ] || fail "$1: got $2, want $3"

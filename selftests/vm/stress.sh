@@ -19,8 +19,7 @@ cat /tmp/stress.out
 # An L2 guest that triple-faults under QEMU's nested npt=1 emulation, on
 # either path, is the open emulator issue of Documentation/known-issues.rst:
 # said loudly and retried once; a second one fails.
-if [ $rc != 0 ] && grep -q 'exit reason SHUTDOWN' /tmp/stress.out; then
-	echo "KNOWN-ISSUE: L2 guest SHUTDOWN (Documentation/known-issues.rst), retrying once"
+if [ $rc != 0 ] && l2_shutdown /tmp/stress.out; then
 	/tests/dirty_stress "$@" > /tmp/stress.out 2>&1
 	rc=$?
 	cat /tmp/stress.out
