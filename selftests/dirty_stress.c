@@ -29,6 +29,10 @@
  *             the pages, writes after the first harvest go unlogged, and the
  *             check must say so (a test of -A); the last round makes the
  *             loss certain, as with -W, the window being after its copy
+ *   -L        every 8th round, dirty logging off and on again on the slot (a
+ *             flags-only change, which a write-protect-all VM serves with
+ *             one WP-all), then a copy of everything: a VMM restarting a
+ *             migration
  *   -W        clear mode the wrong way round, copy before CLEAR: writes
  *             between the copy and the CLEAR are lost, and the check must
  *             say so (a test of the test).  The last round makes the loss
@@ -38,6 +42,7 @@
  * Prints one line:
  *   STRESS mode=ring vcpus=2 secs=30 rounds=N pages=N writes=N
  *     slot_churn=N ring_full_exits=N harvest_us=N wp_all_us=N diffs=0
+ *     log_toggles=N
  * where harvest_us and wp_all_us are the mean time per round of the
  * harvest ioctls (GET, CLEAR, or the ring collection and reset) and of
  * KVM_WRITE_PROTECT_ALL_MEM.
@@ -102,14 +107,14 @@ static struct kvm_dirty_gfn *rings[MAX_VCPUS];
 static uint32_t fetch[MAX_VCPUS];
 static uint32_t ring_entries;
 static enum mode mode;
-static bool wrong_order, wp_all, wp_all_skip;
+static bool wrong_order, wp_all, wp_all_skip, log_toggle;
 static int nr_vcpus = 2;
 static uint64_t npages, slot_gpa;
 static uint8_t *slot_hva, *copy;
 static unsigned long *bitmap;
 
 /* Where the host stands, for the watchdog. */
-static atomic_ulong rounds, pages_copied, churns, ring_full_exits;
+static atomic_ulong rounds, pages_copied, churns, ring_full_exits, log_toggles;
 static _Atomic(const char *) phase = "start";
 static atomic_bool vcpus_done[MAX_VCPUS];
 static atomic_int vcpu_tids[MAX_VCPUS];
@@ -310,6 +315,23 @@ static void churn_slot(void)
 	atomic_fetch_add(&churns, 1);
 }
 
+/*
+ * Logging off and on again (-L), then a copy of everything: writes while it
+ * was off were not logged, and from the moment it is on again they are.
+ */
+static void toggle_logging(void)
+{
+	phase = "dirty logging off";
+	vm_mem_region_set_flags(vm, SLOT, 0);
+	usleep(5000);
+	phase = "dirty logging on";
+	vm_mem_region_set_flags(vm, SLOT, KVM_MEM_LOG_DIRTY_PAGES);
+	phase = "copying everything";
+	memcpy(copy, slot_hva, npages * g_page_size);
+	atomic_fetch_add(&pages_copied, npages);
+	atomic_fetch_add(&log_toggles, 1);
+}
+
 static int watchdog_secs = 60;
 
 /* Prints a file of /proc, for the watchdog; quiet if it cannot be read. */
@@ -458,7 +480,7 @@ int main(int argc, char **argv)
 	int secs = 30, opt, i;
 	time_t end;
 
-	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:WAN")) != -1) {
+	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:WANL")) != -1) {
 		switch (opt) {
 		case 'M':
 			for (mode = BITMAP; mode <= RING; mode++)
@@ -491,8 +513,11 @@ int main(int argc, char **argv)
 		case 'N':
 			wp_all_skip = true;
 			break;
+		case 'L':
+			log_toggle = true;
+			break;
 		default:
-			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W] [-A [-N]]\n",
+			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W] [-A [-N]] [-L]\n",
 			       argv[0]);
 			exit(KSFT_FAIL);
 		}
@@ -559,6 +584,8 @@ int main(int argc, char **argv)
 	while (time(NULL) < end) {
 		harvest_and_copy(false);
 		churn_slot();
+		if (log_toggle && atomic_load(&rounds) % 8 == 4)
+			toggle_logging();
 		atomic_fetch_add(&rounds, 1);
 		usleep(20000);
 	}
@@ -605,13 +632,13 @@ int main(int argc, char **argv)
 	sync_global_from_guest(vm, g_writes);
 	for (i = 0; i < nr_vcpus; i++)
 		writes += g_writes[i];
-	printf("STRESS mode=%s%s vcpus=%d secs=%d thp=%d rounds=%lu pages=%lu writes=%lu slot_churn=%lu ring_full_exits=%lu harvest_us=%lu wp_all_us=%lu diffs=%lu\n",
+	printf("STRESS mode=%s%s vcpus=%d secs=%d thp=%d rounds=%lu pages=%lu writes=%lu slot_churn=%lu ring_full_exits=%lu harvest_us=%lu wp_all_us=%lu diffs=%lu log_toggles=%lu\n",
 	       mode_name[mode], wp_all ? "+wp-all" : "", nr_vcpus, secs,
 	       src == VM_MEM_SRC_ANONYMOUS_THP,
 	       atomic_load(&rounds), atomic_load(&pages_copied), writes,
 	       atomic_load(&churns), atomic_load(&ring_full_exits),
 	       harvest_ns / timed_rounds / 1000, wp_all_ns / timed_rounds / 1000,
-	       diffs);
+	       diffs, atomic_load(&log_toggles));
 	TEST_ASSERT(writes > 0, "the guest wrote nothing");
 	TEST_ASSERT(diffs == 0, "%lu pages differ: dirty pages were lost", diffs);
 	/* The watchdog reads guest memory: stop it before the VM goes. */

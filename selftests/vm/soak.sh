@@ -5,10 +5,12 @@
 # mode, are passed on) and on the C path, dirty_stress in each mode on both
 # paths (several vCPUs, THP every other time, a memslot deleted and
 # re-created every round), the hostile ring VMM, and an insmod/rmmod cycle
-# between VMs; where the VM offers write-protect-all (the x86 TDP MMU),
-# dirty_stress -A in each mode on the Rust path too.  Every step has a watchdog: past its limit it prints where
-# the soak stands, dumps blocked tasks and CPU stacks, and fails.  Prints a
-# SOAK line per iteration and a SOAK-TOTAL line at the end.
+# between VMs; where the VM offers write-protect-all (both x86 MMUs, arm64),
+# dirty_stress -A -L (logging off and on too) in each mode on the Rust path.
+# Every step has a watchdog: past its limit it prints where the soak stands,
+# dumps blocked tasks and CPU stacks, and fails.  Prints a SOAK line per
+# iteration and a SOAK-TOTAL line at the end, with the known emulator issues
+# retried (known_issue_retries, Documentation/known-issues.rst).
 . /tests/lib.sh
 minutes=$1
 shift
@@ -69,7 +71,7 @@ while [ $(($(date +%s) - start)) -lt $((minutes * 60)) ]; do
 		step "dirty_stress $m rust" /tests/stress.sh rust -M $m -t 20 -v $v $t
 		step "dirty_stress $m c" /tests/stress.sh c -M $m -t 20 -v $v $t
 		[ -n "$wpall" ] &&
-			step "dirty_stress $m+wp-all rust" /tests/stress.sh rust -A -M $m -t 20 -v $v $t
+			step "dirty_stress $m+wp-all rust" /tests/stress.sh rust -A -L -M $m -t 20 -v $v $t
 	done
 	step "ring_hostile" /tests/ring_hostile.sh
 	# The counters restart with the module: add them up before the reload.

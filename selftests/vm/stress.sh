@@ -38,6 +38,11 @@ if [ "$path" = rust ]; then
 		want_eq "pages write-protected one by one" \
 			"$(delta before pages_protected)" 0
 		want_gt "push-downs into leaf tables" "$(delta before wp_push_l1)" 0
+		case " $* " in
+		*" -L "*)
+			want_gt "log enables served by WP-all" \
+				"$(delta before wp_all_log_enables)" 0 ;;
+		esac
 		;;
 	esac
 else
