@@ -203,7 +203,15 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 
 	set_bind_vms(v->rust);
 	bound = read_long(COUNTERS "vms_bound");
+#ifdef __x86_64__
 	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, 0);
+#else
+	/*
+	 * Room in slot 0 for the page tables that map the slot with 4K pages
+	 * (a 4K table per 2M, and the levels above).
+	 */
+	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, npages / 256 + 64);
+#endif
 	if (v->rust)
 		TEST_ASSERT(bound >= 0 && read_long(COUNTERS "vms_bound") == bound + 1,
 			    "Rust-path VM was not bound to kvm_dirty");
