@@ -208,9 +208,10 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 #else
 	/*
 	 * Room in slot 0 for the page tables that map the slot with 4K pages
-	 * (a 4K table per 2M, and the levels above).
+	 * (a 4K table per 2M, the levels above, and the low pages libkvm
+	 * keeps page tables out of).
 	 */
-	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, npages / 256 + 64);
+	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, npages / 128 + 1024);
 #endif
 	if (v->rust)
 		TEST_ASSERT(bound >= 0 && read_long(COUNTERS "vms_bound") == bound + 1,

@@ -29,6 +29,11 @@
  *             the pages, writes after the first harvest go unlogged, and the
  *             check must say so (a test of -A); the last round makes the
  *             loss certain, as with -W, the window being after its copy
+ *   -B        ring mode with the bitmap beside the rings
+ *             (KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP, arm64): each round also
+ *             reads and clears the bitmap (GET_DIRTY_LOG), where KVM puts
+ *             what no running vCPU dirtied; with it, arm64 logs a THP-backed
+ *             slot page by page (known-issues.rst)
  *   -L        every 8th round, dirty logging off and on again on the slot (a
  *             flags-only change, which a write-protect-all VM serves with
  *             one WP-all), then a copy of everything: a VMM restarting a
@@ -107,11 +112,11 @@ static struct kvm_dirty_gfn *rings[MAX_VCPUS];
 static uint32_t fetch[MAX_VCPUS];
 static uint32_t ring_entries;
 static enum mode mode;
-static bool wrong_order, wp_all, wp_all_skip, log_toggle;
+static bool wrong_order, wp_all, wp_all_skip, log_toggle, ring_bitmap;
 static int nr_vcpus = 2;
 static uint64_t npages, slot_gpa;
 static uint8_t *slot_hva, *copy;
-static unsigned long *bitmap;
+static unsigned long *bitmap, *ring_bits;
 
 /* Where the host stands, for the watchdog. */
 static atomic_ulong rounds, pages_copied, churns, ring_full_exits, log_toggles;
@@ -272,6 +277,12 @@ static void harvest_and_copy(bool last_wrong_round)
 			collect_ring(i);
 		phase = "RESET_DIRTY_RINGS";
 		kvm_vm_reset_dirty_ring(vm);
+		if (ring_bitmap) {
+			phase = "GET_DIRTY_LOG (the rings' bitmap)";
+			kvm_vm_get_dirty_log(vm, SLOT, ring_bits);
+			for (p = 0; p < BITS_TO_LONGS(npages); p++)
+				bitmap[p] |= ring_bits[p];
+		}
 		break;
 	}
 	t1 = now_ns();
@@ -330,6 +341,32 @@ static void toggle_logging(void)
 	memcpy(copy, slot_hva, npages * g_page_size);
 	atomic_fetch_add(&pages_copied, npages);
 	atomic_fetch_add(&log_toggles, 1);
+}
+
+/*
+ * __vm_create() with the dirty ring and its bitmap turned on first: KVM
+ * takes KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP only from a VM without memslots,
+ * and libkvm's __vm_create() adds slot 0.  The rest as libkvm does it, slot
+ * 0 sized generously for the code, the vCPUs' stacks and the page tables
+ * that map `extra_pages`.
+ */
+static struct kvm_vm *create_vm_ring_with_bitmap(uint64_t extra_pages)
+{
+	uint64_t pages = 1024 + nr_vcpus * 64 + extra_pages / 256;
+	struct kvm_vm *vm = ____vm_create(VM_SHAPE_DEFAULT);
+	int i;
+
+	vm_enable_dirty_ring(vm, RING_BYTES);
+	vm_enable_cap(vm, KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP, 0);
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, 0, 0, pages, 0);
+	for (i = 0; i < NR_MEM_REGIONS; i++)
+		vm->memslots[i] = 0;
+	kvm_vm_elf_load(vm, program_invocation_name);
+	ucall_init(vm, pages * vm->page_size);
+	guest_rng = new_guest_random_state(guest_random_seed);
+	sync_global_to_guest(vm, guest_rng);
+	kvm_arch_vm_post_create(vm);
+	return vm;
 }
 
 static int watchdog_secs = 60;
@@ -480,7 +517,7 @@ int main(int argc, char **argv)
 	int secs = 30, opt, i;
 	time_t end;
 
-	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:WANL")) != -1) {
+	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:WANLB")) != -1) {
 		switch (opt) {
 		case 'M':
 			for (mode = BITMAP; mode <= RING; mode++)
@@ -516,8 +553,11 @@ int main(int argc, char **argv)
 		case 'L':
 			log_toggle = true;
 			break;
+		case 'B':
+			ring_bitmap = true;
+			break;
 		default:
-			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W] [-A [-N]] [-L]\n",
+			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W] [-A [-N]] [-L] [-B]\n",
 			       argv[0]);
 			exit(KSFT_FAIL);
 		}
@@ -531,7 +571,14 @@ int main(int argc, char **argv)
 	 * Room in slot 0 for the guest page tables that map the test slot:
 	 * libkvm reserves page-table pages for this many "extra" pages.
 	 */
-	vm = __vm_create(VM_SHAPE_DEFAULT, nr_vcpus, size / getpagesize());
+	if (ring_bitmap) {
+		TEST_ASSERT(mode == RING, "-B: ring mode only");
+		TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP));
+		vm = create_vm_ring_with_bitmap(size / getpagesize());
+	} else {
+		vm = __vm_create(VM_SHAPE_DEFAULT, nr_vcpus,
+				 size / getpagesize());
+	}
 	TEST_ASSERT(vm->page_size == getpagesize(),
 		    "guest pages of %u bytes, host pages of %d", vm->page_size,
 		    getpagesize());
@@ -540,7 +587,8 @@ int main(int argc, char **argv)
 	g_pages_per_vcpu = npages / nr_vcpus;
 	g_nr_vcpus = nr_vcpus;
 	if (mode == RING) {
-		vm_enable_dirty_ring(vm, RING_BYTES);
+		if (!ring_bitmap)
+			vm_enable_dirty_ring(vm, RING_BYTES);
 		ring_entries = RING_BYTES / sizeof(struct kvm_dirty_gfn);
 	}
 	if (mode == CLEAR)
@@ -565,7 +613,8 @@ int main(int argc, char **argv)
 	slot_hva = addr_gpa2hva(vm, slot_gpa);
 	copy = calloc(npages, g_page_size);
 	bitmap = bitmap_zalloc(npages);
-	TEST_ASSERT(copy && bitmap, "out of memory");
+	ring_bits = bitmap_zalloc(npages);
+	TEST_ASSERT(copy && bitmap && ring_bits, "out of memory");
 	sync_global_to_guest(vm, g_pages_per_vcpu);
 	sync_global_to_guest(vm, g_page_size);
 	sync_global_to_guest(vm, g_nr_vcpus);
