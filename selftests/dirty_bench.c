@@ -207,11 +207,11 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, 0);
 #else
 	/*
-	 * Room in slot 0 for the page tables that map the slot with 4K pages
-	 * (a 4K table per 2M, the levels above, and the low pages libkvm
-	 * keeps page tables out of).
+	 * Room in slot 0 for the page tables that map the slot with 4K pages:
+	 * libkvm reserves about 2 pages per 512 "extra" pages, minus what
+	 * falls below its page-table floor (0x180000), so ask for twice.
 	 */
-	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, npages / 128 + 1024);
+	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, 2 * npages);
 #endif
 	if (v->rust)
 		TEST_ASSERT(bound >= 0 && read_long(COUNTERS "vms_bound") == bound + 1,
