@@ -2,6 +2,8 @@
 
 //! Write-protect-all on the x86 TDP MMU: the kernel side of `wp_all.rs`,
 //! and what the shadow MMU shares with it (`wp_all_shadow.rs` adds the rest).
+//! The capability, the ioctl and the log-enable hook are served here for
+//! arm64 too, which hands the mechanism to `wp_all_arm64.rs`.
 //!
 //! KVM calls in here from its fault walk and table links (the hooks of
 //! `kernel/0003-*.patch`, and 0006 and 0007), for a VM that turned `KVM_CAP_DIRTY_WP_ALL` on,
