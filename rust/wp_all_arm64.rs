@@ -17,8 +17,8 @@
 //! mark.
 
 use crate::bindings;
-use crate::wp_all_stage2::{push_down, write_protect_top, PushDown, S2AP_W, VALID};
-use crate::wp_all_tdp::VmWpState;
+use crate::wp_all_stage2::{push_down, write_protect_top, PushDown, LAST_LEVEL, S2AP_W, VALID};
+use crate::wp_all_tdp::{count_push_height, VmWpState};
 use bindings::kd_pcpu_counter as Pcpu;
 use core::sync::atomic::AtomicU64;
 use kernel::prelude::*;
@@ -102,18 +102,9 @@ extern "C" fn kd_rs_wp_s2_push(
         PushDown::Pushed(done) => {
             // Counted by the child's height, as on x86: 1 = a table of
             // pages (level 3), 2 = of 2M blocks, 3, 4 = higher.
-            let which = match level + 1 {
-                3 => Pcpu::KD_WP_PUSH_L1,
-                2 => Pcpu::KD_WP_PUSH_L2,
-                1 => Pcpu::KD_WP_PUSH_L3,
-                _ => Pcpu::KD_WP_PUSH_L4,
-            };
-            // SAFETY: per-CPU counters, any context.
-            unsafe {
-                bindings::kd_count_pcpu(which);
-                bindings::kd_count_pcpu_add(Pcpu::KD_WP_PUSH_PROTECTED, u64::from(done.leaves));
-                bindings::kd_count_pcpu_add(Pcpu::KD_WP_PUSH_PENDED, u64::from(done.tables));
-            }
+            count_push_height(LAST_LEVEL - level, done.leaves);
+            // SAFETY: per-CPU counter, any context.
+            unsafe { bindings::kd_count_pcpu_add(Pcpu::KD_WP_PUSH_PENDED, u64::from(done.tables)) };
             0
         }
         PushDown::NotPending => 0,

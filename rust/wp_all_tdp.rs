@@ -121,17 +121,24 @@ pub(crate) fn clear_writable(entry: &AtomicU64) -> bool {
 
 fn count_push(level: i32, push: PushDown) {
     if let PushDown::Pushed { protected, .. } = push {
-        let which = match level {
-            1 => Pcpu::KD_WP_PUSH_L1,
-            2 => Pcpu::KD_WP_PUSH_L2,
-            3 => Pcpu::KD_WP_PUSH_L3,
-            _ => Pcpu::KD_WP_PUSH_L4,
-        };
-        // SAFETY: per-CPU counters, any context.
-        unsafe {
-            bindings::kd_count_pcpu(which);
-            bindings::kd_count_pcpu_add(Pcpu::KD_WP_PUSH_PROTECTED, u64::from(protected));
-        }
+        count_push_height(level, protected);
+    }
+}
+
+/// Counts a push-down into a table of `height` (1: a table of 4K leaves,
+/// up to 4) that write-protected `protected` entries; arm64 counts its
+/// push-downs here too.
+pub(crate) fn count_push_height(height: i32, protected: u32) {
+    let which = match height {
+        1 => Pcpu::KD_WP_PUSH_L1,
+        2 => Pcpu::KD_WP_PUSH_L2,
+        3 => Pcpu::KD_WP_PUSH_L3,
+        _ => Pcpu::KD_WP_PUSH_L4,
+    };
+    // SAFETY: per-CPU counters, any context.
+    unsafe {
+        bindings::kd_count_pcpu(which);
+        bindings::kd_count_pcpu_add(Pcpu::KD_WP_PUSH_PROTECTED, u64::from(protected));
     }
 }
 
