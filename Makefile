@@ -15,7 +15,8 @@
 #   make build   install what is missing, build kernel (cached), module, selftests
 #   make lint    rustfmt, clippy, checkpatch
 #   make vm CMD="..."   run a command in a fresh VM
-#   make bench   Rust vs C paths in one VM boot (x86_64): ratio table and plot
+#   make bench   Rust vs C paths in one VM boot (x86_64, or ARCH=arm64):
+#                ratio table and plot
 #   make clean   remove build products from the tree (not the cache, where
 #                kernels and the module are built)
 

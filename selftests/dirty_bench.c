@@ -28,6 +28,10 @@
  *             guest's side, the time to write those pages after a round
  *             (each write faults once on both paths): write_us.  Options as
  *             for get.  Where the capability is offered (x86, arm64).
+ *             -R: before its writes, the guest reads every page of the
+ *             slot (read_us): what the round costs readers (on arm64, the
+ *             push-down faults at pending descriptors; none on x86); the
+ *             writes are then tagged after=read.
  *   -m logon  turning dirty logging on for the slot, fully mapped by the
  *             guest's writes (with -T, 2M mappings): the C path's classic
  *             enable (split the huge pages, write-protect every page)
@@ -74,8 +78,8 @@ static const char *const counter[] = {
 	COUNTERS "get_dirty_log", COUNTERS "clear_dirty_log", COUNTERS "ring_resets",
 };
 
-/* What the guest writes on its next run; the host sets these. */
-static uint64_t g_first, g_stride, g_count, g_npages, g_pass;
+/* What the guest writes (or reads) on its next run; the host sets these. */
+static uint64_t g_first, g_stride, g_count, g_npages, g_pass, g_read;
 
 static void guest_code(void)
 {
@@ -83,9 +87,13 @@ static void guest_code(void)
 		uint64_t off = READ_ONCE(g_first), stride = READ_ONCE(g_stride);
 		uint64_t n = READ_ONCE(g_count), np = READ_ONCE(g_npages);
 		uint64_t pass = READ_ONCE(g_pass);
+		bool reading = READ_ONCE(g_read);
 
 		for (uint64_t i = 0; i < n; i++) {
-			WRITE_ONCE(*(uint64_t *)(GPA + off * PAGE), pass);
+			if (reading)
+				(void)READ_ONCE(*(uint64_t *)(GPA + off * PAGE));
+			else
+				WRITE_ONCE(*(uint64_t *)(GPA + off * PAGE), pass);
 			off += stride;
 			if (off >= np)
 				off -= np;
@@ -112,7 +120,7 @@ static struct bvm vms[2];
 static int nr_vms;
 static char size_label[32];
 static uint64_t npages, words;
-static bool pretouch, wp_all, log_on, no_write;
+static bool pretouch, wp_all, log_on, no_write, read_pass;
 static int round_nr = 1;
 
 static double now_us(void)
@@ -256,12 +264,17 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 		v->ring = vcpu_map_dirty_ring(v->vcpu);
 }
 
-/* The guest writes `count` pages from `first`, `stride` apart (mod npages). */
-static void guest_dirty(struct bvm *v, uint64_t first, uint64_t stride,
-			uint64_t count)
+/*
+ * The guest writes `count` pages from `first`, `stride` apart (mod npages),
+ * or with `reading` reads them.
+ */
+static void guest_touch(struct bvm *v, uint64_t first, uint64_t stride,
+			uint64_t count, bool reading)
 {
 	struct ucall uc;
 
+	g_read = reading;
+	sync_global_to_guest(v->vm, g_read);
 	g_first = first;
 	g_stride = stride;
 	g_count = count;
@@ -274,6 +287,12 @@ static void guest_dirty(struct bvm *v, uint64_t first, uint64_t stride,
 	TEST_ASSERT(get_ucall(v->vcpu, &uc) == UCALL_SYNC,
 		    "guest exit %d (%s), not a sync", v->vcpu->run->exit_reason,
 		    exit_reason_str(v->vcpu->run->exit_reason));
+}
+
+static void guest_dirty(struct bvm *v, uint64_t first, uint64_t stride,
+			uint64_t count)
+{
+	guest_touch(v, first, stride, count, false);
 }
 
 /*
@@ -374,6 +393,12 @@ static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps
 				struct bvm *v = turn(i, j);
 				double t0 = now_us();
 
+				/* -R: the guest first reads every page. */
+				if (read_pass && pct) {
+					guest_touch(v, 0, 1, npages, true);
+					add(v, 2, now_us() - t0);
+					t0 = now_us();
+				}
 				if (pct)
 					guest_dirty(v, 0, stride, count);
 				add(v, 1, now_us() - t0);
@@ -385,6 +410,10 @@ static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps
 		snprintf(tags, sizeof(tags), "dirty=%d", pct);
 		result(0, metric, tags);
 		/* -m wpall: the guest's side, its writes after a round. */
+		if (wp_all && pct && read_pass) {
+			result(2, "read_us", tags);
+			snprintf(tags, sizeof(tags), "dirty=%d after=read", pct);
+		}
 		if (wp_all && pct)
 			result(1, "write_us", tags);
 		for (int j = 0; j < nr_vms; j++)
@@ -427,13 +456,18 @@ static void bench_logon(int reps)
 			vm_mem_region_set_flags(v->vm, SLOT, 0);
 			guest_dirty(v, 0, 1, npages);
 		}
-	result(0, "log_on_us", "");
+	/*
+	 * -W: every log-on finds the slot mapped as the guest's writes with
+	 * logging off left it (huge where THP); without, the reps after the
+	 * first find what the logged writes split (4K on arm64).
+	 */
+	result(0, "log_on_us", no_write ? "writes=0" : "");
 	if (!no_write)
 		result(1, "log_on_write_us", "");
 	/* The Rust VM's alone: the C path has no such ioctl. */
 	for (int j = 0; j < nr_vms; j++)
 		if (vms[j].rust)
-			result(2, "wpall_us", "mapped=all");
+			result(2, "wpall_us", no_write ? "mapped=all writes=0" : "mapped=all");
 }
 
 static void bench_clear(uint64_t populate, int passes)
@@ -532,7 +566,7 @@ static void help(const char *name)
 		"  get:   -d 0,1,100 (dirty %%)  -z calls at 0%%  -n reps at 1%%  -N reps at 100%%\n"
 		"  clear: -P pages written (multiple of 64)  -n passes\n"
 		"  ring:  -e ring entries  -S page stride  -n reps\n"
-		"  wpall: as get\n"
+		"  wpall: as get; -R the guest reads every page before its writes\n"
 		"  logon: -n reps  -W no guest writes after logging on\n", name);
 	exit(KSFT_FAIL);
 }
@@ -545,7 +579,7 @@ int main(int argc, char *argv[])
 	uint32_t entries = 4096;
 	long before[3], rust_calls[3] = { 0 };
 
-	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:TWr:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:TWRr:")) != -1) {
 		switch (opt) {
 		case 'p':
 			paths = optarg;
@@ -582,6 +616,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'W':
 			no_write = true;
+			break;
+		case 'R':
+			read_pass = true;
 			break;
 		case 'r':
 			round_nr = atoi_positive("-r", optarg);
@@ -624,7 +661,9 @@ int main(int argc, char *argv[])
 		for (i = 0; i < nr_vms; i++)
 			create_vm(&vms[i], bytes, 0, 0);
 	} else if (!strcmp(mode, "ring")) {
-		TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING));
+		/* arm64 offers the rings with acquire/release only. */
+		TEST_REQUIRE(kvm_has_cap(KVM_CAP_DIRTY_LOG_RING) ||
+			     kvm_has_cap(KVM_CAP_DIRTY_LOG_RING_ACQ_REL));
 		TEST_ASSERT(entries >= 1024 && !(entries & (entries - 1)),
 			    "-e: a power of two, at least 1024");
 		for (i = 0; i < nr_vms; i++)

@@ -29,7 +29,7 @@ META = ("round", "path", "metric", "size", "value", "n", "min", "max")
 # ring_reset_eps, is in the table).
 ORDER = ["get_us", "get_manual_us", "clear_us", "clear_empty_us",
          "ring_reset_eps", "perf_get_us", "perf_clear_us", "perf_dirty_us",
-         "perf_enable_us", "round_us", "write_us", "log_on_us",
+         "perf_enable_us", "round_us", "read_us", "write_us", "log_on_us",
          "log_on_write_us", "clock_us"]
 DESCR = {
     "get_us": "GET_DIRTY_LOG, us/call",
@@ -43,6 +43,7 @@ DESCR = {
     "perf_dirty_us": "perf_test dirty memory time, us",
     "perf_enable_us": "perf_test enable logging, us",
     "round_us": "harvest round: C classic GET vs Rust GET + WP-all, us",
+    "read_us": "guest reads every page after a round, us",
     "write_us": "guest writes the dirty pages after a round, us",
     "log_on_us": "dirty logging on, slot fully mapped: C split + WP vs Rust WP-all, us",
     "log_on_write_us": "guest writes every page after logging on, us",
