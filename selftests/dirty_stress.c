@@ -21,7 +21,13 @@
  *             for that long, print where every thread stands (a vCPU not
  *             done: its last exit, its thread's state and kernel stack),
  *             dump every task's and CPU's stack to the console (sysrq w,
- *             l) and fail (default 60)
+ *             l) and fail (default 60); a vCPU not done is stopped
+ *             (a signal) and its registers printed, or it is said to be
+ *             stuck in the kernel if it does not leave KVM_RUN
+ *   -H        vCPU 0 spins in its guest and never sees the stop: the
+ *             watchdog must fire and stop it (its own test, watchdog.sh)
+ *   -D        no sysrq dump from the watchdog (for that test: its stack
+ *             traces on the console would count as kernel reports)
  *   -A        write-protect-all (KVM_CAP_DIRTY_WP_ALL): every mode harvests
  *             without write-protect (GET, CLEAR or the ring reset), then
  *             KVM_WRITE_PROTECT_ALL_MEM, then copies
@@ -56,6 +62,7 @@
  */
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +88,7 @@ static const char *const mode_name[] = { "bitmap", "clear", "ring" };
 
 /* Shared with the guest: the host sets them before the vCPUs start. */
 static uint64_t g_pages_per_vcpu, g_page_size, g_nr_vcpus;
-static uint64_t g_stop;
+static uint64_t g_stop, g_hang;
 static uint64_t g_writes[MAX_VCPUS];
 
 /*
@@ -93,6 +100,9 @@ static void guest_code(uint32_t id)
 {
 	uint64_t pass = 0, j, k, stride;
 
+	/* -H: vCPU 0 spins in the guest, deaf to the stop. */
+	while (id == 0 && READ_ONCE(g_hang))
+		;
 	while (!READ_ONCE(g_stop)) {
 		stride = 1 + 2 * (pass++ % 5);
 		for (k = 0; k < stride && !READ_ONCE(g_stop); k++)
@@ -124,13 +134,14 @@ static _Atomic(const char *) phase = "start";
 static atomic_bool vcpus_done[MAX_VCPUS];
 static atomic_int vcpu_tids[MAX_VCPUS];
 
-#ifdef __x86_64__
 /*
- * An L2 guest that shuts down (a triple fault) under QEMU's nested npt=1
- * emulation: Documentation/known-issues.rst.  Its state, for the evidence:
- * where it faulted, on what, and what the host sees at that address.
+ * A vCPU's state, for the evidence: an L2 guest that shuts down (a triple
+ * fault) under QEMU's nested npt=1 emulation, or one the watchdog stopped
+ * because it made no progress (Documentation/known-issues.rst): where it
+ * is, what it faulted on, and whether that is in the test slot.
  */
-static void dump_shutdown(struct kvm_vcpu *vcpu)
+#ifdef __x86_64__
+static void dump_vcpu(struct kvm_vcpu *vcpu, const char *why)
 {
 	struct kvm_vcpu_events ev;
 	struct kvm_sregs sregs;
@@ -139,18 +150,64 @@ static void dump_shutdown(struct kvm_vcpu *vcpu)
 	vcpu_regs_get(vcpu, &regs);
 	vcpu_sregs_get(vcpu, &sregs);
 	vcpu_events_get(vcpu, &ev);
-	printf("dirty_stress: SHUTDOWN vCPU %u: rip %#llx rsp %#llx cr0 %#llx cr2 %#llx cr3 %#llx cr4 %#llx efer %#llx\n",
-	       vcpu->id, regs.rip, regs.rsp, sregs.cr0, sregs.cr2, sregs.cr3,
+	printf("dirty_stress: %s vCPU %u: rip %#llx rsp %#llx cr0 %#llx cr2 %#llx cr3 %#llx cr4 %#llx efer %#llx\n",
+	       why, vcpu->id, regs.rip, regs.rsp, sregs.cr0, sregs.cr2, sregs.cr3,
 	       sregs.cr4, sregs.efer);
-	printf("dirty_stress: SHUTDOWN vCPU %u: exception nr %u injected %u pending %u error code %#x (valid %u); cr2 %s the test slot (guest %#lx..%#lx)\n",
-	       vcpu->id, ev.exception.nr, ev.exception.injected,
+	printf("dirty_stress: %s vCPU %u: exception nr %u injected %u pending %u error code %#x (valid %u); cr2 %s the test slot (guest %#lx..%#lx)\n",
+	       why, vcpu->id, ev.exception.nr, ev.exception.injected,
 	       ev.exception.pending, ev.exception.error_code,
 	       ev.exception.has_error_code,
 	       sregs.cr2 >= GVA && sregs.cr2 < GVA + npages * g_page_size ?
 	       "in" : "outside", GVA, GVA + npages * g_page_size);
 	fflush(stdout);
 }
+#else
+static void dump_vcpu(struct kvm_vcpu *vcpu, const char *why)
+{
+	uint64_t pc, pstate;
+
+	vcpu_get_reg(vcpu, ARM64_CORE_REG(regs.pc), &pc);
+	vcpu_get_reg(vcpu, ARM64_CORE_REG(regs.pstate), &pstate);
+	printf("dirty_stress: %s vCPU %u: pc %#lx pstate %#lx\n", why,
+	       vcpu->id, pc, pstate);
+	fflush(stdout);
+}
 #endif
+
+/*
+ * The watchdog stops a vCPU that makes no progress to read its state:
+ * it sets kick[] and immediate_exit, then signals the vCPU's thread, whose
+ * KVM_RUN returns EINTR (no SA_RESTART).  A vCPU that does not come out
+ * is stuck in the kernel, not in its guest.
+ */
+static atomic_bool kick[MAX_VCPUS], kicked[MAX_VCPUS];
+static pthread_t vcpu_threads[MAX_VCPUS];
+
+static void on_kick(int sig)
+{
+	(void)sig;
+}
+
+/* vcpu_run(), except that a kick from the watchdog ends it. */
+static void run_vcpu(struct kvm_vcpu *vcpu)
+{
+	int rc;
+
+	for (;;) {
+		rc = __vcpu_run(vcpu);
+		if (!rc)
+			break;
+		TEST_ASSERT(errno == EINTR, KVM_IOCTL_ERROR(KVM_RUN, rc));
+		if (!atomic_load(&kick[vcpu->id]))
+			continue;
+		vcpu->run->immediate_exit = 0;
+		dump_vcpu(vcpu, "WATCHDOG: stopped");
+		atomic_store(&kicked[vcpu->id], true);
+		for (;;)	/* the watchdog ends the process */
+			pause();
+	}
+	assert_on_unhandled_exception(vcpu);
+}
 
 static void *vcpu_thread(void *arg)
 {
@@ -159,7 +216,7 @@ static void *vcpu_thread(void *arg)
 
 	atomic_store(&vcpu_tids[vcpu->id], gettid());
 	for (;;) {
-		vcpu_run(vcpu);
+		run_vcpu(vcpu);
 		if (vcpu->run->exit_reason == KVM_EXIT_DIRTY_RING_FULL) {
 			/* Soft-full: the collector resets the ring; wait. */
 			atomic_fetch_add(&ring_full_exits, 1);
@@ -173,10 +230,8 @@ static void *vcpu_thread(void *arg)
 		case UCALL_ABORT:
 			REPORT_GUEST_ASSERT(uc);
 		default:
-#ifdef __x86_64__
 			if (vcpu->run->exit_reason == KVM_EXIT_SHUTDOWN)
-				dump_shutdown(vcpu);
-#endif
+				dump_vcpu(vcpu, "SHUTDOWN");
 			TEST_FAIL("vCPU %u: exit reason %s", vcpu->id,
 				  exit_reason_str(vcpu->run->exit_reason));
 		}
@@ -370,6 +425,7 @@ static struct kvm_vm *create_vm_ring_with_bitmap(uint64_t extra_pages)
 }
 
 static int watchdog_secs = 60;
+static bool no_sysrq;
 
 /* Prints a file of /proc, for the watchdog; quiet if it cannot be read. */
 static void print_proc(const char *what, int tid, const char *file)
@@ -464,6 +520,25 @@ static uint64_t progress(void)
 	return sum;
 }
 
+/* Stops every vCPU not done, for dump_vcpu(); says which did not stop. */
+static void kick_vcpus(void)
+{
+	int i, t;
+
+	for (i = 0; i < nr_vcpus; i++) {
+		if (atomic_load(&vcpus_done[i]))
+			continue;
+		atomic_store(&kick[i], true);
+		vcpus[i]->run->immediate_exit = 1;
+		pthread_kill(vcpu_threads[i], SIGUSR1);
+		for (t = 0; t < 50 && !atomic_load(&kicked[i]); t++)
+			usleep(100 * 1000);
+		if (!atomic_load(&kicked[i]))
+			printf("dirty_stress: WATCHDOG: vCPU %d did not leave KVM_RUN within 5 s of a signal: stuck in the kernel\n",
+			       i);
+	}
+}
+
 static void *watchdog(void *arg)
 {
 	uint64_t last = -1ull, now;
@@ -501,9 +576,11 @@ static void *watchdog(void *arg)
 				       rings[i][(fetch[i] - 1) % ring_entries].flags);
 		}
 		print_kvm_stat_deltas();
+		kick_vcpus();
 		fflush(stdout);
 		/* Every task's and CPU's stack to the console, if allowed. */
-		system("echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger");
+		if (!no_sysrq)
+			system("echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger");
 		_exit(KSFT_FAIL);
 	}
 	return NULL;
@@ -513,11 +590,12 @@ int main(int argc, char **argv)
 {
 	enum vm_mem_backing_src_type src = VM_MEM_SRC_ANONYMOUS;
 	uint64_t size = 16ul << 20, p, diffs = 0, writes = 0;
-	pthread_t threads[MAX_VCPUS], dog;
+	struct sigaction sa = { .sa_handler = on_kick };	/* no SA_RESTART */
+	pthread_t dog;
 	int secs = 30, opt, i;
 	time_t end;
 
-	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:WANLB")) != -1) {
+	while ((opt = getopt(argc, argv, "M:t:v:b:Tw:WANLBHD")) != -1) {
 		switch (opt) {
 		case 'M':
 			for (mode = BITMAP; mode <= RING; mode++)
@@ -552,6 +630,12 @@ int main(int argc, char **argv)
 			break;
 		case 'L':
 			log_toggle = true;
+			break;
+		case 'H':
+			g_hang = 1;
+			break;
+		case 'D':
+			no_sysrq = true;
 			break;
 		case 'B':
 			ring_bitmap = true;
@@ -618,6 +702,7 @@ int main(int argc, char **argv)
 	sync_global_to_guest(vm, g_pages_per_vcpu);
 	sync_global_to_guest(vm, g_page_size);
 	sync_global_to_guest(vm, g_nr_vcpus);
+	sync_global_to_guest(vm, g_hang);
 	for (i = 0; i < nr_vcpus; i++)
 		if (mode == RING)
 			rings[i] = vcpu_map_dirty_ring(vcpus[i]);
@@ -626,9 +711,10 @@ int main(int argc, char **argv)
 	harvest_and_copy(false);
 	memcpy(copy, slot_hva, npages * g_page_size);
 
+	TEST_ASSERT(!sigaction(SIGUSR1, &sa, NULL), "sigaction: %s", strerror(errno));
 	pthread_create(&dog, NULL, watchdog, NULL);
 	for (i = 0; i < nr_vcpus; i++)
-		pthread_create(&threads[i], NULL, vcpu_thread, vcpus[i]);
+		pthread_create(&vcpu_threads[i], NULL, vcpu_thread, vcpus[i]);
 	end = time(NULL) + secs;
 	while (time(NULL) < end) {
 		harvest_and_copy(false);
@@ -665,7 +751,7 @@ int main(int argc, char **argv)
 		usleep(1000);
 	}
 	for (i = 0; i < nr_vcpus; i++)
-		pthread_join(threads[i], NULL);
+		pthread_join(vcpu_threads[i], NULL);
 	/* The last round, with the guest stopped. */
 	harvest_and_copy(false);
 	atomic_fetch_add(&rounds, 1);
