@@ -641,7 +641,7 @@ int main(int argc, char **argv)
 			ring_bitmap = true;
 			break;
 		default:
-			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W] [-A [-N]] [-L] [-B]\n",
+			printf("usage: %s [-M bitmap|clear|ring] [-t secs] [-v vcpus] [-b size] [-T] [-w secs] [-W] [-A [-N]] [-L] [-B] [-H] [-D]\n",
 			       argv[0]);
 			exit(KSFT_FAIL);
 		}
