@@ -125,6 +125,20 @@ def summarize(rows):
     return sorted(out, key=order)
 
 
+def rust_only(rows):
+    """Cases measured on the Rust path alone (wpall_us: the C path has no
+    such ioctl): per case the median over the rounds, and the smallest and
+    largest round."""
+    cases = {}
+    for r in rows:
+        key = (r["metric"], r["tags"], r["size"])
+        cases.setdefault(key, {}).setdefault(r["path"], []).append(r["value"])
+    out = [{"metric": m, "tags": t, "size": s, "median": statistics.median(by["rust"]),
+            "lo": min(by["rust"]), "hi": max(by["rust"]), "rounds": len(by["rust"])}
+           for (m, t, s), by in cases.items() if "rust" in by and "c" not in by]
+    return sorted(out, key=lambda x: (x["metric"], x["tags"], size_mib(x["size"])))
+
+
 def fmt(v, metric):
     if is_rate(metric):
         return f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k"
@@ -139,7 +153,7 @@ def write_csv(path, rows, fields):
             w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in fields})
 
 
-def write_md(path, summary, info, wall, rounds):
+def write_md(path, summary, info, wall, rounds, alone=()):
     with open(path, "w") as f:
         f.write(f"# make bench: Rust/C, {datetime.date.today()}\n\n")
         for i in info:
@@ -166,9 +180,23 @@ def write_md(path, summary, info, wall, rounds):
                     f"{ratio} | {s['ratio_min']:.2f}-{s['ratio_max']:.2f} | {s['ratio_paired']:.3f} | "
                     f"{s['ratio_best']:.3f} | "
                     f"{s['c_spread_pct']:.0f}% | {s['rust_spread_pct']:.0f}% | {s['rounds']} |\n")
+        if alone:
+            f.write("\nRust path only (wpall_us: KVM_WRITE_PROTECT_ALL_MEM with the slot "
+                    "mapped, us; the C path has no such ioctl):\n\n"
+                    "| metric | case | size | median | rounds' range | n |\n"
+                    "|---|---|---|---:|---|---:|\n")
+            for a in alone:
+                f.write(f"| {a['metric']} | {a['tags']} | {a['size']} | {fmt(a['median'], a['metric'])} | "
+                        f"{fmt(a['lo'], a['metric'])}-{fmt(a['hi'], a['metric'])} | {a['rounds']} |\n")
 
 
-def plot(path, rows):
+def pct(tags):
+    """The dirty share of a case's tags ("dirty=1 after=read": "1")."""
+    m = re.search(r"dirty=(\d+)", tags)
+    return m.group(1) if m else "?"
+
+
+def plot(path, rows, arm64=False):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -291,9 +319,11 @@ def plot(path, rows):
         ("round_us", anyr, lambda t: f"{t.replace('dirty=', '')}% dirty", size)])
     panel(axes[1], "turning dirty logging on, slot fully mapped (2M):\n"
           "C split + write-protect vs Rust WP-all", [
-        ("log_on_us", anyr, lambda t: "log on", size)])
+        ("log_on_us", anyr, lambda t: "log on" + (" (no writes between)" if t else ""), size)])
     panel(axes[2], "the guest's writes after a round / after logging on", [
-        ("write_us", anyr, lambda t: f"after a round, {t.replace('dirty=', '')}% dirty", size),
+        ("write_us", anyr, lambda t: ("after a round and a read pass, " if "after=read" in t
+                                      else "after a round, ") + f"{pct(t)}% dirty", size),
+        ("read_us", anyr, lambda t: "reads of every page, after a 1% round", size),
         ("log_on_write_us", anyr, lambda t: "every page, after logging on", size)])
     for ax, classic, wp, what in ((axes[0], 64289.121, 137.654, "GET"),
                                   (axes[1], 156000, 6000, "first dirty log")):
@@ -302,7 +332,8 @@ def plot(path, rows):
         ax.plot([3072], [wp], marker="*", ms=12, ls="", color="grey",
                 label=f"seed 003 {what}, fast write protection")
         ax.legend(fontsize=8)
-    fig.suptitle("write-protect-all (seed 003), x86 TDP MMU, same VM boot, nested QEMU TCG",
+    where = "arm64 stage 2 (4K guest pages, 2M blocks)" if arm64 else "x86 TDP MMU"
+    fig.suptitle(f"write-protect-all (seed 003), {where}, same VM boot, nested QEMU TCG",
                  fontsize=13)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(os.path.join(os.path.dirname(path), "wp_all.png"), dpi=90)
@@ -326,8 +357,9 @@ def main():
               ["metric", "tags", "size", "c_median", "rust_median", "ratio", "ratio_paired", "ratio_best", "ratio_min",
                "ratio_max", "c_spread_pct", "rust_spread_pct", "rounds"])
     rounds = max(r["round"] for r in rows)
-    write_md(os.path.join(a.out, "results.md"), summary, info, a.wall, rounds)
-    plot(os.path.join(a.out, "latency_vs_size.png"), rows)
+    write_md(os.path.join(a.out, "results.md"), summary, info, a.wall, rounds, rust_only(rows))
+    plot(os.path.join(a.out, "latency_vs_size.png"), rows,
+         arm64=any("arch=aarch64" in i for i in info))
     return 0
 
 
