@@ -629,6 +629,7 @@ int main(int argc, char *argv[])
 	}
 	if (!mode || !bytes)
 		help(argv[0]);
+	TEST_ASSERT(!read_pass || !strcmp(mode, "wpall"), "-R: with -m wpall only");
 	if (strcmp(paths, "rust"))
 		vms[nr_vms++] = (struct bvm){ .path = "c" };
 	if (strcmp(paths, "c"))
