@@ -45,6 +45,11 @@ enum kd_counter {
 	KD_WP_ALL_ROOT_ENTRIES,	/* root entries those calls write-protected */
 	KD_HARVEST_NO_WP,	/* GET/CLEAR/ring resets that skipped the WP */
 	KD_WP_ALL_LOG_ENABLES,	/* dirty logging turned on by a WP-all */
+	KD_WALK_WORDS,		/* masked write-protects served by the Rust walk */
+	KD_WALK_STEPS,		/* table entries it read to step down a level */
+	KD_WALK_LEAF_TABLES,	/* leaf tables it stepped into */
+	KD_WALK_CLEARED,	/* 4K SPTEs whose W it cleared */
+	KD_WALK_KVM_WORDS,	/* masked write-protects left to KVM's function */
 	KD_NR_COUNTERS
 };
 
@@ -97,6 +102,37 @@ void kd_write_protect_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
 			     u64 first_page, unsigned long mask);
 void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot);
 void kd_flush_tlbs(struct kvm *kvm);
+
+/*
+ * The masked write-protect's own walk (rust/pt_walk.rs, rust/wp_masked.rs)
+ * of the x86 TDP MMU or the arm64 stage 2, with mmu_lock held for write.
+ * kd_pt_walk_begin() fills @walk (on x86 also entering an RCU read-side
+ * section, as KVM's TDP MMU walks; kd_pt_walk_end() leaves it), or
+ * returns false (the shadow MMU, nested guests, PML, own_walk=0...): then
+ * KVM's function serves.
+ */
+#define KD_PT_MAX_ROOTS 4
+struct kd_pt_walk {
+	u64 present;		/* set in every present entry */
+	u64 writable;		/* the W bit (x86), S2AP[1] (arm64) */
+	u64 table_mask;		/* above 4K, an entry is a table when these */
+	u64 table_bits;		/* bits are these, else a huge leaf */
+	u64 addr;		/* a table entry's child table address bits, */
+	u64 addr_hi;		/* and more of them (arm64 LPA2: 51:50 in 9:8) */
+	u32 addr_hi_shift;	/* shifted left by this */
+	u64 page_offset;	/* linear-map address minus physical address */
+	u64 base_gfn;		/* the slot's first gfn */
+	bool set_pfn_dirty;	/* kvm_set_pfn_dirty() per entry cleared (x86) */
+	bool huge_to_kvm;	/* a word that meets a huge leaf: KVM's function */
+	u32 nr_roots;
+	u32 root_levels[KD_PT_MAX_ROOTS];	/* 1: a table of 4K leaves */
+	u32 root_entries[KD_PT_MAX_ROOTS];
+	u64 *roots[KD_PT_MAX_ROOTS];
+};
+bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
+		      struct kd_pt_walk *walk);
+void kd_pt_walk_end(void);
+void kd_set_pfn_dirty(u64 pfn);
 
 /*
  * Dirty rings.  rust/vm.rs and rust/ring.rs mirror struct kvm_dirty_ring

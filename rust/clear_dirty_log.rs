@@ -8,6 +8,7 @@ use crate::clear::clear;
 use crate::counters::{self, Counter};
 use crate::harvest::BITS_PER_WORD;
 use crate::vm::{user_mem_slots, SlotsLocked};
+use crate::wp_masked::WalkTally;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
 
@@ -86,8 +87,10 @@ fn clear_dirty_log(
     let first_word = first_page as usize / BITS_PER_WORD;
     let stats = if protect {
         let locked = mmu.lock();
+        let mut tally = WalkTally::default();
+        let mut protector = locked.protector(&mut tally);
         clear(bitmaps.live, first_word, requested, |page, mask| {
-            locked.write_protect_masked(page, mask)
+            protector.protect(page, mask)
         })
     } else {
         // Write-protect-all: user space protects everything next.

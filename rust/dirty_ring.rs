@@ -7,6 +7,7 @@ use crate::bindings;
 use crate::counters::{self, Counter};
 use crate::ring::{self, batch_in_slot, Batch, Pushed};
 use crate::vm::{user_mem_slots, RingRef, SlotsLockGuard, SlotsLocked};
+use crate::wp_masked::WalkTally;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::prelude::*;
 
@@ -68,6 +69,8 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
     let protect = vm.harvest_protects();
     let mut total: u32 = 0;
     let mut interrupted = false;
+    // The batches' walk counters, added once at the end.
+    let mut tally = WalkTally::default();
 
     'rings: for ring in vm.dirty_rings().flatten() {
         loop {
@@ -76,7 +79,7 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
                 break 'rings;
             }
             let stats = ring::reset(ring.state, ring.entries, RESET_BATCH, |batch| {
-                protect_batch(&vm, batch, protect)
+                protect_batch(&vm, batch, protect, &mut tally)
             });
             total = total.saturating_add(stats.entries);
             counters::add(Counter::KD_RING_WP_CALLS, u64::from(stats.batches));
@@ -111,7 +114,7 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
 /// Write-protects one coalesced batch (unless the VM uses write-protect-all
 /// and asked not to), if user space's entries named pages of a dirty-logged
 /// slot; anything else is counted and ignored.
-fn protect_batch(vm: &SlotsLocked<'_>, batch: Batch, protect: bool) {
+fn protect_batch(vm: &SlotsLocked<'_>, batch: Batch, protect: bool, tally: &mut WalkTally) {
     let (as_id, id) = (batch.slot >> 16, batch.slot & 0xffff);
     let valid = as_id < vm.nr_address_spaces() && id < user_mem_slots();
     let memslot = if valid { vm.slot(as_id, id) } else { None };
@@ -120,9 +123,10 @@ fn protect_batch(vm: &SlotsLocked<'_>, batch: Batch, protect: bool) {
             if !protect {
                 return;
             }
-            slot.mmu()
-                .lock()
-                .write_protect_masked(batch.offset as usize, batch.mask as usize);
+            let locked = slot.mmu().lock();
+            locked
+                .protector(tally)
+                .protect(batch.offset as usize, batch.mask as usize);
         }
         _ => counters::add(Counter::KD_RING_INVALID, 1),
     }

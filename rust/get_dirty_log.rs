@@ -5,8 +5,10 @@
 
 use crate::bindings;
 use crate::counters::{self, Counter};
-use crate::harvest::{harvest, snapshot_only};
+use crate::harvest::harvest;
 use crate::vm::{user_mem_slots, SlotsLocked};
+use crate::wp_masked::WalkTally;
+use core::sync::atomic::AtomicUsize;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
 
@@ -47,34 +49,38 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
     mmu.sync_dirty_log();
     if manual_protect {
         // Pages are re-protected by KVM_CLEAR_DIRTY_LOG: report, keep bits.
-        let pages = snapshot_only(bitmaps.live, bitmaps.buffer);
+        // As upstream, the live bitmap goes to user space as it is, in one
+        // pass: no snapshot and no popcount for a counter (those cost
+        // 1.14x-2.39x upstream's time on arm64, 64M-4G).  What CLEAR
+        // re-protects is counted there (pages_cleared).
         counters::add(Counter::KD_WORDS_SCANNED, bitmaps.live.len() as u64);
-        counters::add(Counter::KD_PAGES_HARVESTED, pages);
+        return copy_live_to_user(bitmaps.live, user_bitmap);
+    }
+    let stats = if protect {
+        let locked = mmu.lock();
+        let mut tally = WalkTally::default();
+        let mut protector = locked.protector(&mut tally);
+        harvest(bitmaps.live, bitmaps.buffer, |first, mask| {
+            protector.protect(first, mask)
+        })
     } else {
-        let stats = if protect {
-            let locked = mmu.lock();
-            harvest(bitmaps.live, bitmaps.buffer, |first, mask| {
-                locked.write_protect_masked(first, mask)
-            })
-        } else {
-            // Write-protect-all: user space protects everything next,
-            // before it copies (Documentation/wp-all.rst).
-            counters::add(Counter::KD_HARVEST_NO_WP, 1);
-            harvest(bitmaps.live, bitmaps.buffer, |_, _| {})
-        };
-        // One flush for the whole slot, outside mmu_lock but before user
-        // space sees the snapshot: from here every write faults and sets
-        // its bit again for the next call.
-        if protect && stats.any_dirty() {
-            mmu.flush_tlbs();
-            counters::add(Counter::KD_TLB_FLUSHES, 1);
-        }
-        counters::add(Counter::KD_WORDS_SCANNED, stats.words_scanned);
-        counters::add(Counter::KD_WORDS_DIRTY, stats.words_dirty);
-        counters::add(Counter::KD_PAGES_HARVESTED, stats.pages);
-        if protect {
-            counters::add(Counter::KD_PAGES_PROTECTED, stats.pages);
-        }
+        // Write-protect-all: user space protects everything next,
+        // before it copies (Documentation/wp-all.rst).
+        counters::add(Counter::KD_HARVEST_NO_WP, 1);
+        harvest(bitmaps.live, bitmaps.buffer, |_, _| {})
+    };
+    // One flush for the whole slot, outside mmu_lock but before user
+    // space sees the snapshot: from here every write faults and sets
+    // its bit again for the next call.
+    if protect && stats.any_dirty() {
+        mmu.flush_tlbs();
+        counters::add(Counter::KD_TLB_FLUSHES, 1);
+    }
+    counters::add(Counter::KD_WORDS_SCANNED, stats.words_scanned);
+    counters::add(Counter::KD_WORDS_DIRTY, stats.words_dirty);
+    counters::add(Counter::KD_PAGES_HARVESTED, stats.pages);
+    if protect {
+        counters::add(Counter::KD_PAGES_PROTECTED, stats.pages);
     }
 
     let bytes = core::mem::size_of_val(bitmaps.buffer);
@@ -84,4 +90,26 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
     UserSlice::new(user_bitmap as usize, bytes)
         .writer()
         .write_slice(snapshot)
+}
+
+/// Copies the slot's live bitmap to user space, as upstream's manual-protect
+/// GET does: vCPUs go on setting bits while it is copied; a bit set during
+/// the copy is in this report or stays set for the next, as nothing here
+/// clears one.
+fn copy_live_to_user(live: &[AtomicUsize], user_bitmap: u64) -> Result {
+    let bytes = core::mem::size_of_val(live);
+    // SAFETY: `live` is `bytes` bytes of the slot's bitmap, kept allocated
+    // by slots_lock; copy_to_user() checks the user range and reads the
+    // words as upstream's C does, racing only with atomic bit sets.
+    let left = unsafe {
+        kernel::bindings::copy_to_user(
+            user_bitmap as *mut core::ffi::c_void,
+            live.as_ptr().cast(),
+            bytes as _,
+        )
+    };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(())
 }

@@ -79,16 +79,3 @@ pub fn harvest(
     }
     stats
 }
-
-/// Copies the live bitmap into `snapshot` without clearing it: the manual
-/// protect mode, where pages are re-protected by KVM_CLEAR_DIRTY_LOG instead.
-/// Returns the number of set bits copied.
-pub fn snapshot_only(bitmap: &[AtomicUsize], snapshot: &mut [usize]) -> u64 {
-    assert_eq!(bitmap.len(), snapshot.len());
-    let mut pages = 0;
-    for (word, snap) in bitmap.iter().zip(snapshot.iter_mut()) {
-        *snap = word.load(Ordering::Relaxed);
-        pages += u64::from(snap.count_ones());
-    }
-    pages
-}

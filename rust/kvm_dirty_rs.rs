@@ -9,9 +9,10 @@
 //! off, stay on KVM's own C paths.
 //!
 //! Served in Rust: `KVM_GET_DIRTY_LOG` (harvest-and-protect, and the
-//! manual-protect snapshot), `KVM_CLEAR_DIRTY_LOG`, mark_page_dirty (the
+//! manual-protect copy), `KVM_CLEAR_DIRTY_LOG`, mark_page_dirty (the
 //! bitmap bit or the dirty-ring push, with the soft-full request), and
-//! `KVM_RESET_DIRTY_RINGS`.  Enabling the ring, its mmap and the soft-full
+//! `KVM_RESET_DIRTY_RINGS`; their masked write-protect too on the x86 TDP
+//! MMU (the module's own page-table walk), KVM's function elsewhere.  Enabling the ring, its mmap and the soft-full
 //! exit check on guest entry stay KVM's C code.  On the x86 TDP MMU also
 //! write-protect-all (`KVM_CAP_DIRTY_WP_ALL`, `KVM_WRITE_PROTECT_ALL_MEM`):
 //! the generations, the fault-time push-down and the records of writable
@@ -34,8 +35,13 @@ mod vm;
 mod clear;
 #[allow(unreachable_pub)]
 mod harvest;
+// The masked write-protect as a page-table walk (issue 10); its kernel
+// sides on the x86 TDP MMU and arm64 stage 2 are `wp_masked`.
+#[allow(unreachable_pub)]
+mod pt_walk;
 #[allow(unreachable_pub)]
 mod ring;
+mod wp_masked;
 // Write-protect-all (issue 14): the MMU-independent core, and its kernel
 // side on the x86 TDP MMU.
 #[allow(unreachable_pub, dead_code)]

@@ -9,6 +9,7 @@
 
 use crate::bindings;
 use crate::ring::{DirtyGfn, RingState};
+use crate::wp_masked::{Protector, WalkTally};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicUsize;
@@ -256,9 +257,20 @@ pub(crate) struct MmuLocked<'a> {
 }
 
 impl MmuLocked<'_> {
-    /// Write-protects (or, with PML, clears the Dirty bit of) the 4K pages
-    /// `first_page + i` for each bit `i` set in `mask`; `first_page` is
-    /// relative to the slot and a multiple of 64.
+    /// The VM and the memslot, for rust/wp_masked.rs.
+    pub(crate) fn raw(&self) -> (*mut bindings::kvm, *mut bindings::kvm_memory_slot) {
+        (self.mmu.kvm.as_ptr(), self.mmu.slot.as_ptr())
+    }
+
+    /// The masked write-protect of this memslot, by the module's own walk
+    /// where it can serve (rust/wp_masked.rs), else by KVM's function.
+    pub(crate) fn protector<'b>(&'b self, tally: &'b mut WalkTally) -> Protector<'b> {
+        Protector::new(self, tally)
+    }
+
+    /// KVM's masked write-protect: write-protects (or, with PML, clears
+    /// the Dirty bit of) the 4K pages `first_page + i` for each bit `i` set
+    /// in `mask`; `first_page` is relative to the slot and a multiple of 64.
     pub(crate) fn write_protect_masked(&self, first_page: usize, mask: usize) {
         // SAFETY: live VM and slot, mmu_lock held for write as KVM's masked
         // write-protect asserts.

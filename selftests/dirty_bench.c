@@ -16,6 +16,9 @@
  *             with KVM_DIRTY_LOG_INITIALLY_SET: chunks whose pages the guest
  *             wrote (-P pages) and chunks it never touched; also the
  *             manual-protect GET (a copy of the bitmap) of the whole slot.
+ *             -F instead: the guest writes every page, then one CLEAR of
+ *             the whole slot (clear_us dirty=100), -N times after an
+ *             untimed pass.
  *   -m ring   KVM_RESET_DIRTY_RINGS throughput: the guest dirties -e/2
  *             distinct pages (-S stride: 1 coalesces into 64-page masks,
  *             a larger odd stride gives one write-protect per entry), the
@@ -120,7 +123,7 @@ static struct bvm vms[2];
 static int nr_vms;
 static char size_label[32];
 static uint64_t npages, words;
-static bool pretouch, wp_all, log_on, no_write, read_pass;
+static bool pretouch, wp_all, log_on, no_write, read_pass, clear_full;
 static int round_nr = 1;
 
 static double now_us(void)
@@ -325,12 +328,13 @@ static double time_get(struct bvm *v)
 	return t1 - t0;
 }
 
-static double time_clear(struct bvm *v, uint64_t first, uint32_t num)
+/* CLEAR of the pages set in @bitmap (of @num pages from @first). */
+static double time_clear_bitmap(struct bvm *v, uint64_t first, uint32_t num,
+				uint64_t *bitmap)
 {
-	uint64_t ones = ~0ull;
 	struct kvm_clear_dirty_log log = {
 		.slot = SLOT, .first_page = first, .num_pages = num,
-		.dirty_bitmap = &ones,
+		.dirty_bitmap = bitmap,
 	};
 	double t0 = now_us(), t1;
 	int r = __vm_ioctl(v->vm, KVM_CLEAR_DIRTY_LOG, &log);
@@ -339,6 +343,13 @@ static double time_clear(struct bvm *v, uint64_t first, uint32_t num)
 	TEST_ASSERT(!r, "KVM_CLEAR_DIRTY_LOG: %d errno %d", r, errno);
 	v->calls[CLEAR]++;
 	return t1 - t0;
+}
+
+static double time_clear(struct bvm *v, uint64_t first, uint32_t num)
+{
+	uint64_t ones = ~0ull;
+
+	return time_clear_bitmap(v, first, num, &ones);
 }
 
 /* Two clock reads back to back: a control, the same code on both sides. */
@@ -513,6 +524,31 @@ static void bench_clear(uint64_t populate, int passes)
 	result(1, "clear_empty_us", "pages=64");
 }
 
+/*
+ * -m clear -F: the guest writes every page, then one CLEAR of the whole slot
+ * write-protects them all (clear_us dirty=100), -N times after one untimed
+ * pass (which splits what initially-set left mapped huge).
+ */
+static void bench_clear_full(int reps)
+{
+	uint64_t *ones = malloc(words * sizeof(uint64_t));
+
+	TEST_ASSERT(ones, "out of memory");
+	memset(ones, 0xff, words * sizeof(uint64_t));
+	for (int i = -1; i < reps; i++)
+		for (int j = 0; j < nr_vms; j++) {
+			struct bvm *v = turn(i < 0 ? 0 : i, j);
+			double t;
+
+			guest_dirty(v, 0, 1, npages);
+			t = time_clear_bitmap(v, 0, npages, ones);
+			if (i >= 0)
+				add(v, 0, t);
+		}
+	result(0, "clear_us", "dirty=100");
+	free(ones);
+}
+
 /* Marks every DIRTY entry from v->fetch on harvested; returns how many. */
 static uint32_t harvest(struct bvm *v, uint32_t entries)
 {
@@ -564,7 +600,8 @@ static void help(const char *name)
 	fprintf(stderr,
 		"%s [-p c|rust|both] [-r round] -m get|clear|ring|wpall|logon -s SIZE [-T] [options]\n"
 		"  get:   -d 0,1,100 (dirty %%)  -z calls at 0%%  -n reps at 1%%  -N reps at 100%%\n"
-		"  clear: -P pages written (multiple of 64)  -n passes\n"
+		"  clear: -P pages written (multiple of 64)  -n passes;\n"
+		"         -F instead: every page written, one CLEAR of the slot, -N reps\n"
 		"  ring:  -e ring entries  -S page stride  -n reps\n"
 		"  wpall: as get; -R the guest reads every page before its writes\n"
 		"  logon: -n reps  -W no guest writes after logging on\n", name);
@@ -579,7 +616,7 @@ int main(int argc, char *argv[])
 	uint32_t entries = 4096;
 	long before[3], rust_calls[3] = { 0 };
 
-	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:TWRr:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:FTWRr:")) != -1) {
 		switch (opt) {
 		case 'p':
 			paths = optarg;
@@ -616,6 +653,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'W':
 			no_write = true;
+			break;
+		case 'F':
+			clear_full = true;
 			break;
 		case 'R':
 			read_pass = true;
@@ -679,6 +719,8 @@ int main(int argc, char *argv[])
 		bench_logon(reps);
 	else if (!strcmp(mode, "get") || wp_all)
 		bench_get(dirty, zero_calls, reps, full_reps);
+	else if (!strcmp(mode, "clear") && clear_full)
+		bench_clear_full(full_reps);
 	else if (!strcmp(mode, "clear"))
 		bench_clear(populate, reps);
 	else

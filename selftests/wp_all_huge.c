@@ -40,6 +40,8 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
+#include "kd_vcpu_stats.h"
+
 #include <linux/bitmap.h>
 
 #define SLOT		1
@@ -72,27 +74,7 @@ static struct kvm_vm *vm;
 static struct kvm_vcpu *vcpu;
 static uint64_t npages, slot_gpa;
 static unsigned long *bitmap;
-static int stats_fd;
-static struct kvm_stats_header stats_header;
-static struct kvm_stats_desc *stats_desc;
-
-/* One of the vCPU's binary statistics (libkvm of 6.12 reads the VM's). */
-static uint64_t vcpu_stat(const char *name)
-{
-	struct kvm_stats_desc *desc;
-	uint64_t data;
-	int i;
-
-	for (i = 0; i < stats_header.num_desc; i++) {
-		desc = get_stats_descriptor(stats_desc, i, &stats_header);
-		if (!strcmp(desc->name, name)) {
-			read_stat_data(stats_fd, &stats_header, desc, &data, 1);
-			return data;
-		}
-	}
-	TEST_FAIL("no vCPU statistic %s", name);
-	return 0;
-}
+static struct kd_vcpu_stats stats;
 
 static void run_guest(enum op op, uint64_t first, uint64_t stride)
 {
@@ -186,9 +168,7 @@ int main(int argc, char *argv[])
 	TEST_REQUIRE(vm_check_cap(vm, KVM_CAP_DIRTY_WP_ALL) == 1);
 	vm_enable_cap(vm, KVM_CAP_DIRTY_WP_ALL, KVM_DIRTY_WP_ALL_NO_HARVEST_WP);
 	vcpu = vm_vcpu_add(vm, 0, guest_code);
-	stats_fd = vcpu_get_stats_fd(vcpu);
-	read_stats_header(stats_fd, &stats_header);
-	stats_desc = read_stats_descriptors(stats_fd, &stats_header);
+	kd_vcpu_stats_open(&stats, vcpu);
 
 	npages = size / PAGE_SIZE;
 	regions = size / HUGE;
@@ -237,9 +217,9 @@ int main(int argc, char *argv[])
 	 * them only to set Accessed/Dirty bits, which the first pass set.
 	 */
 	run_guest(OP_READ, npages, 1);
-	faults = vcpu_stat("pf_taken");
+	faults = kd_vcpu_stat(&stats, "pf_taken");
 	run_guest(OP_READ, 0, 1);
-	faults = vcpu_stat("pf_taken") - faults;
+	faults = kd_vcpu_stat(&stats, "pf_taken") - faults;
 	TEST_ASSERT(faults <= pt_pages,
 		    "reading %lu pages took %lu faults, more than the %lu guest page-table pages that map them",
 		    npages, faults, pt_pages);
@@ -272,8 +252,7 @@ int main(int argc, char *argv[])
 
 	printf("WP_ALL_HUGE regions=%lu huge=%lu huge_after_log_on=%lu read_faults=%lu split=%lu log_on_us=%lu\n",
 	       regions, huge, huge_log_on, faults, split, log_on_ns / 1000);
-	free(stats_desc);
-	close(stats_fd);
+	kd_vcpu_stats_close(&stats);
 	kvm_vm_free(vm);
 	return 0;
 }

@@ -22,6 +22,12 @@ static int kd_wp_s2_push(struct kvm *kvm, u64 *ptep, u64 old, int level,
 
 static bool bind_vms = true;
 module_param(bind_vms, bool, 0644);
+
+/* rust/wp_masked.rs: the module's own walk, or KVM's function for all. */
+static bool own_walk = true;
+module_param(own_walk, bool, 0644);
+MODULE_PARM_DESC(own_walk,
+		 "write-protect dirty-logged pages by the module's own page-table walk (x86 TDP MMU, arm64 stage 2), else by KVM's function");
 MODULE_PARM_DESC(bind_vms, "Bind VMs created from now on to the Rust paths (default: Y)");
 
 bool kd_bind_vms(void)
@@ -151,6 +157,11 @@ static const char *const kd_counter_names[KD_NR_COUNTERS] = {
 	[KD_WP_ALL_ROOT_ENTRIES] = "wp_all_root_entries",
 	[KD_HARVEST_NO_WP] = "harvest_no_wp",
 	[KD_WP_ALL_LOG_ENABLES] = "wp_all_log_enables",
+	[KD_WALK_WORDS] = "walk_words",
+	[KD_WALK_STEPS] = "walk_steps",
+	[KD_WALK_LEAF_TABLES] = "walk_leaf_tables",
+	[KD_WALK_CLEARED] = "walk_cleared",
+	[KD_WALK_KVM_WORDS] = "walk_kvm_words",
 };
 
 static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
@@ -332,6 +343,11 @@ void kd_write_protect_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
 	kvm_arch_mmu_enable_log_dirty_pt_masked(kvm, slot, first_page, mask);
 }
 
+void kd_set_pfn_dirty(u64 pfn)
+{
+	kvm_set_pfn_dirty(pfn);
+}
+
 void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot)
 {
 	kvm_flush_remote_tlbs_memslot(kvm, slot);
@@ -370,6 +386,49 @@ struct kvm_dirty_vm *kd_vm_dirty_state(struct kvm *kvm)
 }
 
 #ifdef CONFIG_X86
+bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
+		      struct kd_pt_walk *walk)
+{
+	struct kvm_dirty_tdp_walk w;
+	int i;
+
+	/* SVM only, as write-protect-all: VMX (PML, EPT) is untested here. */
+	if (!READ_ONCE(own_walk) || !boot_cpu_has(X86_FEATURE_SVM) ||
+	    !kvm_tdp_mmu_dirty_walk(kvm, slot->as_id, &w))
+		return false;
+	walk->present = w.present;
+	walk->writable = w.writable;
+	walk->table_mask = w.huge;
+	walk->table_bits = 0;
+	walk->addr = w.addr;
+	walk->addr_hi = 0;
+	walk->page_offset = (u64)__va(0);
+	walk->base_gfn = slot->base_gfn;
+	/*
+	 * As clear_dirty_pt_masked(), and the huge-page part of
+	 * kvm_arch_mmu_enable_log_dirty_pt_masked().
+	 */
+	walk->set_pfn_dirty = true;
+	walk->huge_to_kvm = kvm_dirty_log_manual_protect_and_init_set(kvm);
+	walk->nr_roots = w.nr_roots;
+	for (i = 0; i < w.nr_roots; i++) {
+		walk->roots[i] = w.roots[i];
+		walk->root_levels[i] = w.root_levels[i];
+		walk->root_entries[i] = PAGE_SIZE / sizeof(u64);
+	}
+	/*
+	 * mmu_lock held for write keeps the tables; RCU as KVM's own walks
+	 * (tdp_mmu.c frees tables after a grace period).
+	 */
+	rcu_read_lock();
+	return true;
+}
+
+void kd_pt_walk_end(void)
+{
+	rcu_read_unlock();
+}
+
 bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable)
 {
 	struct kvm_dirty_spte_masks masks;
@@ -422,6 +481,67 @@ u64 *kd_s2_pgd(struct kvm *kvm, u32 *entries, int *level)
  * table descriptors instead (rust/wp_all_arm64.rs).
  */
 void kd_wp_all_reload_roots(struct kvm *kvm)
+{
+}
+
+/* KVM_PTE_TYPE with KVM_PTE_TYPE_TABLE, private to hyp/pgtable.c. */
+#define KD_S2_PTE_TYPE_TABLE	BIT(1)
+
+bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
+		      struct kd_pt_walk *walk)
+{
+	unsigned int entries;
+	int level;
+	u64 *pgd;
+
+	/*
+	 * 4K pages only: the 512-entry tables rust/pt_walk.rs knows.  Not with
+	 * nested virt (shadow stage-2 MMUs) or protected KVM, as
+	 * write-protect-all.
+	 */
+	if (!READ_ONCE(own_walk) || PAGE_SIZE != SZ_4K ||
+	    cpus_have_final_cap(ARM64_HAS_NESTED_VIRT) ||
+	    is_protected_kvm_enabled())
+		return false;
+	pgd = kvm_s2_wp_all_pgd(kvm, &entries, &level);
+	if (!pgd || level < KVM_PGTABLE_FIRST_LEVEL ||
+	    level > KVM_PGTABLE_LAST_LEVEL ||
+	    !is_power_of_2(entries) || entries < PTRS_PER_PTE)
+		return false;
+	walk->present = KVM_PTE_VALID;
+	walk->writable = KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W;
+	walk->table_mask = KD_S2_PTE_TYPE_TABLE;
+	walk->table_bits = KD_S2_PTE_TYPE_TABLE;
+	/* As kvm_pte_to_phys(). */
+	if (kvm_lpa2_is_enabled()) {
+		walk->addr = KVM_PTE_ADDR_MASK_LPA2;
+		walk->addr_hi = KVM_PTE_ADDR_51_50_LPA2;
+		walk->addr_hi_shift = 50 - 8;	/* bits 9:8 hold 51:50 */
+	} else {
+		walk->addr = KVM_PTE_ADDR_MASK;
+	}
+	walk->page_offset = (u64)pgd - virt_to_phys(pgd);
+	walk->base_gfn = slot->base_gfn;
+	/*
+	 * kvm_mmu_write_protect_pt_masked() write-protects blocks too, and
+	 * the whole range from the mask's first to its last page; it marks no
+	 * page dirty (the fault does).
+	 */
+	walk->set_pfn_dirty = false;
+	walk->huge_to_kvm = true;
+	walk->nr_roots = 1;
+	walk->roots[0] = pgd;
+	walk->root_levels[0] = KVM_PGTABLE_LAST_LEVEL + 1 - level;
+	walk->root_entries[0] = entries;
+	/*
+	 * No RCU section: as KVM's own exclusive stage-2 walks
+	 * (kvm_pgtable_walk_begin() enters one for shared walks only), with
+	 * mmu_lock held for write no table can be unlinked, hence freed.
+	 */
+	return true;
+}
+
+void kd_pt_walk_end(void)
 {
 }
 

@@ -8,14 +8,8 @@ shift 2
 if [ -d "$KD" ]; then
 	bind_vms 0
 	snap before
-	/tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@" > /tmp/dlt.out 2>&1
+	run_known /tmp/dlt.out /tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@"
 	rc=$?
-	cat /tmp/dlt.out
-	if [ $rc != 0 ] && l2_shutdown /tmp/dlt.out; then
-		/tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@" > /tmp/dlt.out 2>&1
-		rc=$?
-		cat /tmp/dlt.out
-	fi
 	bind_vms 1
 	[ $rc = 0 ] || fail "dirty_log_test -M $mode on the C path"
 	for k in vms_bound get_dirty_log clear_dirty_log ring_resets ring_pushes bitmap_marks; do

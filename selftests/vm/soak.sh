@@ -35,8 +35,10 @@ step() {
 		if [ $waited -ge $limit ]; then
 			echo "SOAK: WATCHDOG: iteration $iter, step '$name' still running after $waited s"
 			tail -20 /tmp/soak.step
+			echo "kd-dump: begin" > /dev/kmsg
 			echo w > /proc/sysrq-trigger
 			echo l > /proc/sysrq-trigger
+			echo "kd-dump: end" > /dev/kmsg
 			kill -9 $pid
 			fail "soak: step '$name' hung"
 		fi

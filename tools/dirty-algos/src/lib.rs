@@ -15,3 +15,6 @@ pub mod wp_all;
 
 #[path = "../../../rust/wp_all_stage2.rs"]
 pub mod wp_all_stage2;
+
+#[path = "../../../rust/pt_walk.rs"]
+pub mod pt_walk;

@@ -4,7 +4,7 @@ mod common;
 use common::Rng;
 
 use dirty_algos::clear::clear;
-use dirty_algos::harvest::{snapshot_only, BITS_PER_WORD};
+use dirty_algos::harvest::BITS_PER_WORD;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -103,7 +103,7 @@ fn get_clear_copy_cycle_never_loses_a_write() {
         let mut copy = vec![0usize; pages];
         let mut snap = vec![0; WORDS];
         let mut cycle = |copy: &mut Vec<usize>| {
-            snapshot_only(&live, &mut snap);
+            copy_live(&live, &mut snap);
             clear(&live, 0, &snap, |first, mask| {
                 for b in 0..BITS_PER_WORD {
                     if mask & (1 << b) != 0 {
@@ -141,15 +141,23 @@ fn get_clear_copy_cycle_never_loses_a_write() {
 #[test]
 fn a_page_dirtied_after_get_stays_dirty() {
     let live = [AtomicUsize::new(0b01)];
-    let snap = snapshot_only_vec(&live);
+    let snap = copy_live_vec(&live);
     // Page 1 dirtied after the GET, before the CLEAR.
     live[0].fetch_or(0b10, Ordering::SeqCst);
     clear(&live, 0, &snap, |_, m| assert_eq!(m, 0b01));
     assert_eq!(live[0].load(Ordering::SeqCst), 0b10, "page 1 stays dirty");
 }
 
-fn snapshot_only_vec(live: &[AtomicUsize]) -> Vec<usize> {
+/// The manual-protect GET as the module and upstream serve it: the live
+/// bitmap copied to user space as it is (copy_to_user), bits kept.
+fn copy_live(live: &[AtomicUsize], out: &mut [usize]) {
+    for (word, o) in live.iter().zip(out.iter_mut()) {
+        *o = word.load(Ordering::Relaxed);
+    }
+}
+
+fn copy_live_vec(live: &[AtomicUsize]) -> Vec<usize> {
     let mut v = vec![0; live.len()];
-    snapshot_only(live, &mut v);
+    copy_live(live, &mut v);
     v
 }

@@ -3,7 +3,7 @@
 mod common;
 use common::Rng;
 
-use dirty_algos::harvest::{harvest, snapshot_only, BITS_PER_WORD};
+use dirty_algos::harvest::{harvest, BITS_PER_WORD};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -76,17 +76,6 @@ fn clean_bitmap_needs_no_flush() {
     let s = harvest(&bm, &mut snap, |_, _| panic!("clean"));
     assert!(!s.any_dirty());
     assert_eq!(snap, vec![0; 16]);
-}
-
-#[test]
-fn snapshot_only_keeps_the_bitmap() {
-    let words = [0usize, 5, usize::MAX, 1 << 63];
-    let bm = bitmap(&words);
-    let mut snap = vec![0; 4];
-    assert_eq!(snapshot_only(&bm, &mut snap), 2 + 64 + 1);
-    assert_eq!(snap, words);
-    let now: Vec<usize> = bm.iter().map(|w| w.load(Ordering::Relaxed)).collect();
-    assert_eq!(now, words);
 }
 
 #[test]

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The masked write-protect of GET_DIRTY_LOG, CLEAR_DIRTY_LOG and the ring
+//! reset: the module's own walk (rust/pt_walk.rs over KVM's tables) on the
+//! x86 TDP MMU and the arm64 stage 2, elsewhere KVM's function.
+//!
+//! A [`Protector`] lives inside one `mmu_lock` write section
+//! ([`MmuLocked`]) and serves the words of one memslot.  At its start the
+//! shim says whether the walk can serve this VM now (x86, kernel/0009: the
+//! TDP MMU alone, no rmaps of a nested guest, no PML, SVM; arm64: 4K pages,
+//! no LPA2, no nested virt; module parameter `own_walk`) and gives the
+//! entry bits and the roots of the slot's address space.  What KVM's
+//! function does beside clearing W, and how the walk does the same, is in
+//! Documentation/design.rst "The masked write-protect".
+
+use crate::bindings;
+use crate::counters::{self, Counter};
+use crate::pt_walk::{EntryBits, Tables, Walker, MAX_LEVEL};
+use crate::vm::MmuLocked;
+use core::ptr::NonNull;
+use core::sync::atomic::AtomicU64;
+
+const PAGE_SHIFT: u32 = 12;
+const MAX_ROOTS: usize = bindings::KD_PT_MAX_ROOTS as usize;
+const ENTRIES: u32 = crate::pt_walk::ENTRIES as u32;
+
+/// KVM's page tables (TDP MMU, stage 2), seen from inside one `mmu_lock`
+/// write section.
+///
+/// Invariant: every handle is a table of the VM's tree that stays
+/// allocated while the section lasts: the roots the shim gave, and the
+/// children of present table entries read from such tables (the walker
+/// makes handles no other way).  Nothing links, unlinks or frees a table of
+/// either while `mmu_lock` is held for write.
+#[derive(Clone, Copy)]
+struct KvmTables {
+    /// A table entry's child table address bits,
+    addr: u64,
+    /// and more of them (arm64 with LPA2: address bits 51:50 in 9:8),
+    addr_hi: u64,
+    /// shifted left by this.
+    addr_hi_shift: u32,
+    /// Where physical address 0 is in the kernel's linear map.
+    page_offset: u64,
+}
+
+impl Tables for KvmTables {
+    type Table = NonNull<AtomicU64>;
+
+    fn child(&self, entry: u64) -> NonNull<AtomicU64> {
+        let pa = (entry & self.addr) | (entry & self.addr_hi) << self.addr_hi_shift;
+        let va = pa.wrapping_add(self.page_offset);
+        // A present non-leaf SPTE holds its table's physical address, whose
+        // linear-map address is never 0.
+        NonNull::new(va as *mut AtomicU64).expect("a table at the linear map's address 0")
+    }
+
+    fn entry(&self, table: NonNull<AtomicU64>, index: usize) -> &AtomicU64 {
+        // SAFETY: `table` is a live table (the type's invariant) of 512
+        // u64 entries, or of the root's entries for a root, and `index` is
+        // below that (the walker masks it).  KVM changes entries only with
+        // atomic or WRITE_ONCE-style accesses of the whole u64, so viewing
+        // one as an AtomicU64 races with nothing non-atomic.
+        unsafe { &*table.as_ptr().add(index) }
+    }
+}
+
+/// The walk of one memslot under one `mmu_lock` write section.
+struct Walk {
+    base_gfn: u64,
+    addr: u64,
+    /// x86: each entry whose W is cleared marks its page dirty.
+    set_pfn_dirty: bool,
+    /// A word that meets a huge leaf goes to KVM's function (x86: manual
+    /// protect with initially-set bitmaps, where KVM splits or
+    /// write-protects it; arm64: always, KVM write-protects blocks).
+    huge_to_kvm: bool,
+    walkers: [Option<Walker<KvmTables>>; MAX_ROOTS],
+}
+
+/// What the walks and KVM's function served, added to the counters once
+/// when dropped: the ring reset protects batch by batch, each under its own
+/// `mmu_lock` section, and five locked adds per batch cost more than a
+/// batch's walk on arm64.
+#[derive(Default)]
+pub(crate) struct WalkTally {
+    words: u64,
+    steps: u64,
+    leaf_tables: u64,
+    cleared: u64,
+    kvm_words: u64,
+}
+
+impl Drop for WalkTally {
+    fn drop(&mut self) {
+        counters::add(Counter::KD_WALK_WORDS, self.words);
+        counters::add(Counter::KD_WALK_STEPS, self.steps);
+        counters::add(Counter::KD_WALK_LEAF_TABLES, self.leaf_tables);
+        counters::add(Counter::KD_WALK_CLEARED, self.cleared);
+        counters::add(Counter::KD_WALK_KVM_WORDS, self.kvm_words);
+    }
+}
+
+/// Serves the masked write-protects of one memslot; see the module doc.
+pub(crate) struct Protector<'a> {
+    locked: &'a MmuLocked<'a>,
+    tally: &'a mut WalkTally,
+    /// Whether the shim was asked yet: not before the first dirty word, so
+    /// that a clean slot costs nothing.
+    begun: bool,
+    walk: Option<Walk>,
+}
+
+impl<'a> Protector<'a> {
+    /// Starts serving `locked`'s memslot; what it does is added to `tally`.
+    pub(crate) fn new(locked: &'a MmuLocked<'a>, tally: &'a mut WalkTally) -> Self {
+        Protector {
+            locked,
+            tally,
+            begun: false,
+            walk: None,
+        }
+    }
+
+    /// Write-protects the 4K pages `first_page + i` of the slot for each
+    /// bit `i` set in `mask`; `first_page` is a multiple of 64.
+    pub(crate) fn protect(&mut self, first_page: usize, mask: usize) {
+        if !self.begun {
+            self.begun = true;
+            self.walk = begin(self.locked);
+        }
+        let Some(walk) = &mut self.walk else {
+            self.tally.kvm_words += 1;
+            self.locked.write_protect_masked(first_page, mask);
+            return;
+        };
+        let gfn = walk.base_gfn + first_page as u64;
+        let (addr, set_pfn_dirty) = (walk.addr, walk.set_pfn_dirty);
+        let mut huge = false;
+        for walker in walk.walkers.iter_mut().flatten() {
+            let done = walker.protect(gfn, mask as u64, |old| {
+                if set_pfn_dirty {
+                    // As clear_dirty_pt_masked(): the page was writable, so
+                    // it may have been written; tell the page cache.
+                    // SAFETY: plain call; KVM checks the pfn itself.
+                    unsafe { bindings::kd_set_pfn_dirty((old & addr) >> PAGE_SHIFT) }
+                }
+            });
+            huge |= done.huge;
+        }
+        if huge && walk.huge_to_kvm {
+            // KVM splits or write-protects the huge page, and may drop
+            // mmu_lock and sleep to allocate while it does: the walk's
+            // tables are forgotten and its RCU section left first, then
+            // taken up again from the roots.
+            if let Some(walk) = self.walk.take() {
+                end(walk, self.tally);
+            }
+            self.tally.kvm_words += 1;
+            self.locked.write_protect_masked(first_page, mask);
+            self.walk = begin(self.locked);
+        }
+    }
+}
+
+/// The walk of `locked`'s memslot, if the module's walk can serve it now.
+fn begin(locked: &MmuLocked<'_>) -> Option<Walk> {
+    let (kvm, slot) = locked.raw();
+    let mut info = bindings::kd_pt_walk {
+        present: 0,
+        writable: 0,
+        table_mask: 0,
+        table_bits: 0,
+        addr: 0,
+        addr_hi: 0,
+        addr_hi_shift: 0,
+        page_offset: 0,
+        base_gfn: 0,
+        set_pfn_dirty: false,
+        huge_to_kvm: true,
+        nr_roots: 0,
+        root_levels: [0; MAX_ROOTS],
+        root_entries: [0; MAX_ROOTS],
+        roots: [core::ptr::null_mut(); MAX_ROOTS],
+    };
+    // SAFETY: live VM and slot (MmuLocked's borrow of the slots_lock
+    // section), mmu_lock held for write as kernel/0009 asserts; on true the
+    // shim entered (x86) an RCU read section that `end` leaves.
+    if !unsafe { bindings::kd_pt_walk_begin(kvm, slot, &mut info) } {
+        return None;
+    }
+    let tables = KvmTables {
+        addr: info.addr,
+        addr_hi: info.addr_hi,
+        addr_hi_shift: info.addr_hi_shift,
+        page_offset: info.page_offset,
+    };
+    let bits = EntryBits {
+        present: info.present,
+        writable: info.writable,
+        table_mask: info.table_mask,
+        table_bits: info.table_bits,
+    };
+    let mut walkers = [const { None }; MAX_ROOTS];
+    let roots = info.nr_roots as usize;
+    if roots > MAX_ROOTS {
+        // SAFETY: leaves the RCU section kd_pt_walk_begin() entered.
+        unsafe { bindings::kd_pt_walk_end() };
+        return None;
+    }
+    for (i, w) in walkers.iter_mut().enumerate().take(roots) {
+        let level = info.root_levels[i] as usize;
+        let entries = info.root_entries[i];
+        let root = NonNull::new(info.roots[i].cast::<AtomicU64>());
+        // The shim checked these; a walker with a wrong shape would walk
+        // out of its tables, so check again rather than trust, and leave
+        // every word to KVM rather than skip a root.
+        let shape_ok =
+            (2..=MAX_LEVEL).contains(&level) && entries.is_power_of_two() && entries >= ENTRIES;
+        match (root, shape_ok) {
+            (Some(root), true) => {
+                *w = Some(Walker::new(tables, bits, root, level, entries as usize))
+            }
+            _ => {
+                // SAFETY: leaves the RCU section kd_pt_walk_begin() entered.
+                unsafe { bindings::kd_pt_walk_end() };
+                return None;
+            }
+        }
+    }
+    Some(Walk {
+        base_gfn: info.base_gfn,
+        addr: info.addr,
+        set_pfn_dirty: info.set_pfn_dirty,
+        huge_to_kvm: info.huge_to_kvm,
+        walkers,
+    })
+}
+
+/// Tallies what `walk` did and leaves its RCU section.
+fn end(walk: Walk, tally: &mut WalkTally) {
+    for w in walk.walkers.iter().flatten() {
+        tally.words += w.stats.words;
+        tally.steps += w.stats.steps;
+        tally.leaf_tables += w.stats.leaf_tables;
+        tally.cleared += w.stats.cleared;
+    }
+    // SAFETY: leaves the RCU read section kd_pt_walk_begin() entered for
+    // this walk.
+    unsafe { bindings::kd_pt_walk_end() };
+}
+
+impl Drop for Protector<'_> {
+    fn drop(&mut self) {
+        if let Some(walk) = self.walk.take() {
+            end(walk, self.tally);
+        }
+    }
+}
