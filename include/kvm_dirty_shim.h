@@ -50,6 +50,7 @@ enum kd_counter {
 	KD_WALK_LEAF_TABLES,	/* leaf tables it stepped into */
 	KD_WALK_CLEARED,	/* 4K SPTEs whose W it cleared */
 	KD_WALK_KVM_WORDS,	/* masked write-protects left to KVM's function */
+	KD_RING_MMU_SECTIONS,	/* mmu_lock sections of the ring resets' batches */
 	KD_NR_COUNTERS
 };
 
@@ -98,6 +99,8 @@ void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot);
 /* MMU. */
 void kd_mmu_lock(struct kvm *kvm);
 void kd_mmu_unlock(struct kvm *kvm);
+/* Whether a task waits for the CPU or for mmu_lock, which we hold. */
+bool kd_mmu_lock_needbreak(struct kvm *kvm);
 void kd_write_protect_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
 			     u64 first_page, unsigned long mask);
 void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot);

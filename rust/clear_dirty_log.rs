@@ -86,9 +86,8 @@ fn clear_dirty_log(
 
     let first_word = first_page as usize / BITS_PER_WORD;
     let stats = if protect {
-        let locked = mmu.lock();
-        let mut tally = WalkTally::default();
-        let mut protector = locked.protector(&mut tally);
+        let tally = WalkTally::default();
+        let mut protector = mmu.lock().protector(&tally);
         clear(bitmaps.live, first_word, requested, |page, mask| {
             protector.protect(page, mask)
         })

@@ -7,7 +7,7 @@ use crate::bindings;
 use crate::counters::{self, Counter};
 use crate::ring::{self, batch_in_slot, Batch, Pushed};
 use crate::vm::{user_mem_slots, RingRef, SlotsLockGuard, SlotsLocked};
-use crate::wp_masked::WalkTally;
+use crate::wp_masked::{Protector, WalkTally};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::prelude::*;
 
@@ -70,7 +70,8 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
     let mut total: u32 = 0;
     let mut interrupted = false;
     // The batches' walk counters, added once at the end.
-    let mut tally = WalkTally::default();
+    let tally = WalkTally::default();
+    let mut sections: u64 = 0;
 
     'rings: for ring in vm.dirty_rings().flatten() {
         loop {
@@ -78,9 +79,15 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
                 interrupted = true;
                 break 'rings;
             }
+            // Consecutive batches of one memslot share an mmu_lock section
+            // (and the walk's tables), as upstream's GET_DIRTY_LOG holds it
+            // for a whole bitmap; it ends before the next cond_resched, or
+            // earlier when someone waits (kd_mmu_lock_needbreak).
+            let mut held = None;
             let stats = ring::reset(ring.state, ring.entries, RESET_BATCH, |batch| {
-                protect_batch(&vm, batch, protect, &mut tally)
+                sections += u64::from(protect_batch(&vm, batch, protect, &tally, &mut held));
             });
+            drop(held);
             total = total.saturating_add(stats.entries);
             counters::add(Counter::KD_RING_WP_CALLS, u64::from(stats.batches));
             if stats.entries < RESET_BATCH {
@@ -101,6 +108,7 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
         counters::add(Counter::KD_HARVEST_NO_WP, 1);
     }
     counters::add(Counter::KD_RING_ENTRIES_RESET, u64::from(total));
+    counters::add(Counter::KD_RING_MMU_SECTIONS, sections);
     drop(vm);
     drop(guard);
     if interrupted {
@@ -113,21 +121,38 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
 
 /// Write-protects one coalesced batch (unless the VM uses write-protect-all
 /// and asked not to), if user space's entries named pages of a dirty-logged
-/// slot; anything else is counted and ignored.
-fn protect_batch(vm: &SlotsLocked<'_>, batch: Batch, protect: bool, tally: &mut WalkTally) {
+/// slot; anything else is counted and ignored.  `held` is the memslot
+/// (`batch.slot`'s encoding) whose `mmu_lock` section the previous batch
+/// left open, and its protector.  Returns whether it opened a section.
+fn protect_batch<'s>(
+    vm: &'s SlotsLocked<'_>,
+    batch: Batch,
+    protect: bool,
+    tally: &'s WalkTally,
+    held: &mut Option<(u32, Protector<'s>)>,
+) -> bool {
     let (as_id, id) = (batch.slot >> 16, batch.slot & 0xffff);
     let valid = as_id < vm.nr_address_spaces() && id < user_mem_slots();
     let memslot = if valid { vm.slot(as_id, id) } else { None };
     match memslot {
         Some(slot) if slot.dirty_logging() && batch_in_slot(&batch, slot.npages()) => {
             if !protect {
-                return;
+                return false;
             }
-            let locked = slot.mmu().lock();
-            locked
-                .protector(tally)
-                .protect(batch.offset as usize, batch.mask as usize);
+            let reuse = matches!(held, Some((s, p)) if *s == batch.slot && !p.needbreak());
+            if !reuse {
+                // Unlock the previous section before taking the next.
+                *held = None;
+                *held = Some((batch.slot, slot.mmu().lock().protector(tally)));
+            }
+            if let Some((_, protector)) = held {
+                protector.protect(batch.offset as usize, batch.mask as usize);
+            }
+            !reuse
         }
-        _ => counters::add(Counter::KD_RING_INVALID, 1),
+        _ => {
+            counters::add(Counter::KD_RING_INVALID, 1);
+            false
+        }
     }
 }

@@ -57,9 +57,8 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
         return copy_live_to_user(bitmaps.live, user_bitmap);
     }
     let stats = if protect {
-        let locked = mmu.lock();
-        let mut tally = WalkTally::default();
-        let mut protector = locked.protector(&mut tally);
+        let tally = WalkTally::default();
+        let mut protector = mmu.lock().protector(&tally);
         harvest(bitmaps.live, bitmaps.buffer, |first, mask| {
             protector.protect(first, mask)
         })

@@ -256,16 +256,28 @@ pub(crate) struct MmuLocked<'a> {
     mmu: SlotMmu<'a>,
 }
 
-impl MmuLocked<'_> {
+impl<'a> MmuLocked<'a> {
     /// The VM and the memslot, for rust/wp_masked.rs.
     pub(crate) fn raw(&self) -> (*mut bindings::kvm, *mut bindings::kvm_memory_slot) {
         (self.mmu.kvm.as_ptr(), self.mmu.slot.as_ptr())
     }
 
     /// The masked write-protect of this memslot, by the module's own walk
-    /// where it can serve (rust/wp_masked.rs), else by KVM's function.
-    pub(crate) fn protector<'b>(&'b self, tally: &'b mut WalkTally) -> Protector<'b> {
+    /// where it can serve (rust/wp_masked.rs), else by KVM's function; it
+    /// holds `mmu_lock` until dropped.
+    pub(crate) fn protector<'b>(self, tally: &'b WalkTally) -> Protector<'b>
+    where
+        'a: 'b,
+    {
         Protector::new(self, tally)
+    }
+
+    /// Whether a task waits for the CPU or for `mmu_lock`: a section that
+    /// serves several requests ends early then, as KVM's long ones do.
+    pub(crate) fn needbreak(&self) -> bool {
+        // SAFETY: live VM; mmu_lock is held (by us) as the caller's check
+        // assumes.
+        unsafe { bindings::kd_mmu_lock_needbreak(self.mmu.kvm.as_ptr()) }
     }
 
     /// KVM's masked write-protect: write-protects (or, with PML, clears

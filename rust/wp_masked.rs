@@ -17,6 +17,7 @@ use crate::bindings;
 use crate::counters::{self, Counter};
 use crate::pt_walk::{EntryBits, Tables, Walker, MAX_LEVEL};
 use crate::vm::MmuLocked;
+use core::cell::Cell;
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU64;
 
@@ -79,32 +80,39 @@ struct Walk {
 }
 
 /// What the walks and KVM's function served, added to the counters once
-/// when dropped: the ring reset protects batch by batch, each under its own
-/// `mmu_lock` section, and five locked adds per batch cost more than a
-/// batch's walk on arm64.
+/// when dropped: the ring reset protects batch by batch, and five locked
+/// adds per batch cost more than a batch's walk on arm64.  Several
+/// protectors of one ioctl (one per `mmu_lock` section) share it.
 #[derive(Default)]
 pub(crate) struct WalkTally {
-    words: u64,
-    steps: u64,
-    leaf_tables: u64,
-    cleared: u64,
-    kvm_words: u64,
+    words: Cell<u64>,
+    steps: Cell<u64>,
+    leaf_tables: Cell<u64>,
+    cleared: Cell<u64>,
+    kvm_words: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>, n: u64) {
+    c.set(c.get() + n);
 }
 
 impl Drop for WalkTally {
     fn drop(&mut self) {
-        counters::add(Counter::KD_WALK_WORDS, self.words);
-        counters::add(Counter::KD_WALK_STEPS, self.steps);
-        counters::add(Counter::KD_WALK_LEAF_TABLES, self.leaf_tables);
-        counters::add(Counter::KD_WALK_CLEARED, self.cleared);
-        counters::add(Counter::KD_WALK_KVM_WORDS, self.kvm_words);
+        counters::add(Counter::KD_WALK_WORDS, self.words.get());
+        counters::add(Counter::KD_WALK_STEPS, self.steps.get());
+        counters::add(Counter::KD_WALK_LEAF_TABLES, self.leaf_tables.get());
+        counters::add(Counter::KD_WALK_CLEARED, self.cleared.get());
+        counters::add(Counter::KD_WALK_KVM_WORDS, self.kvm_words.get());
     }
 }
 
-/// Serves the masked write-protects of one memslot; see the module doc.
+/// Serves the masked write-protects of one memslot inside one `mmu_lock`
+/// write section, which it holds until dropped; see the module doc.
 pub(crate) struct Protector<'a> {
-    locked: &'a MmuLocked<'a>,
-    tally: &'a mut WalkTally,
+    // Dropped after `Drop::drop` below ended the walk: the walk's tables
+    // are valid only while the lock is held.
+    locked: MmuLocked<'a>,
+    tally: &'a WalkTally,
     /// Whether the shim was asked yet: not before the first dirty word, so
     /// that a clean slot costs nothing.
     begun: bool,
@@ -113,7 +121,7 @@ pub(crate) struct Protector<'a> {
 
 impl<'a> Protector<'a> {
     /// Starts serving `locked`'s memslot; what it does is added to `tally`.
-    pub(crate) fn new(locked: &'a MmuLocked<'a>, tally: &'a mut WalkTally) -> Self {
+    pub(crate) fn new(locked: MmuLocked<'a>, tally: &'a WalkTally) -> Self {
         Protector {
             locked,
             tally,
@@ -122,15 +130,20 @@ impl<'a> Protector<'a> {
         }
     }
 
+    /// See [`MmuLocked::needbreak`].
+    pub(crate) fn needbreak(&self) -> bool {
+        self.locked.needbreak()
+    }
+
     /// Write-protects the 4K pages `first_page + i` of the slot for each
     /// bit `i` set in `mask`; `first_page` is a multiple of 64.
     pub(crate) fn protect(&mut self, first_page: usize, mask: usize) {
         if !self.begun {
             self.begun = true;
-            self.walk = begin(self.locked);
+            self.walk = begin(&self.locked);
         }
         let Some(walk) = &mut self.walk else {
-            self.tally.kvm_words += 1;
+            bump(&self.tally.kvm_words, 1);
             self.locked.write_protect_masked(first_page, mask);
             return;
         };
@@ -156,9 +169,9 @@ impl<'a> Protector<'a> {
             if let Some(walk) = self.walk.take() {
                 end(walk, self.tally);
             }
-            self.tally.kvm_words += 1;
+            bump(&self.tally.kvm_words, 1);
             self.locked.write_protect_masked(first_page, mask);
-            self.walk = begin(self.locked);
+            self.walk = begin(&self.locked);
         }
     }
 }
@@ -238,12 +251,12 @@ fn begin(locked: &MmuLocked<'_>) -> Option<Walk> {
 }
 
 /// Tallies what `walk` did and leaves its RCU section.
-fn end(walk: Walk, tally: &mut WalkTally) {
+fn end(walk: Walk, tally: &WalkTally) {
     for w in walk.walkers.iter().flatten() {
-        tally.words += w.stats.words;
-        tally.steps += w.stats.steps;
-        tally.leaf_tables += w.stats.leaf_tables;
-        tally.cleared += w.stats.cleared;
+        bump(&tally.words, w.stats.words);
+        bump(&tally.steps, w.stats.steps);
+        bump(&tally.leaf_tables, w.stats.leaf_tables);
+        bump(&tally.cleared, w.stats.cleared);
     }
     // SAFETY: leaves the RCU read section kd_pt_walk_begin() entered for
     // this walk.

@@ -162,6 +162,7 @@ static const char *const kd_counter_names[KD_NR_COUNTERS] = {
 	[KD_WALK_LEAF_TABLES] = "walk_leaf_tables",
 	[KD_WALK_CLEARED] = "walk_cleared",
 	[KD_WALK_KVM_WORDS] = "walk_kvm_words",
+	[KD_RING_MMU_SECTIONS] = "ring_mmu_sections",
 };
 
 static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
@@ -334,6 +335,16 @@ void kd_mmu_unlock(struct kvm *kvm)
 	write_unlock(&kvm->mmu_lock);
 #else
 	spin_unlock(&kvm->mmu_lock);
+#endif
+}
+
+/* As KVM's own long mmu_lock sections ask (tdp_mmu_iter_cond_resched()). */
+bool kd_mmu_lock_needbreak(struct kvm *kvm)
+{
+#ifdef KVM_HAVE_MMU_RWLOCK
+	return need_resched() || rwlock_needbreak(&kvm->mmu_lock);
+#else
+	return need_resched() || spin_needbreak(&kvm->mmu_lock);
 #endif
 }
 

@@ -63,6 +63,10 @@ if [ "$dr" -gt 0 ]; then
 	want_gt "ring resets" "$(delta before ring_resets)" 0
 	want_gt "entries reset" "$(delta before ring_entries_reset)" 0
 	want_gt "coalesced write-protects" "$(delta before ring_wp_calls)" 0
+	# Consecutive batches of one slot share an mmu_lock section.
+	want_gt "their mmu_lock sections" "$(delta before ring_mmu_sections)" 0
+	[ "$(delta before ring_mmu_sections)" -le "$(delta before ring_wp_calls)" ] ||
+		fail "more mmu_lock sections than write-protects"
 	want_eq "invalid batches" "$(delta before ring_invalid)" 0
 	want_eq "ring overflows" "$(delta before ring_full)" 0
 fi
