@@ -1,0 +1,158 @@
+#!/bin/sh
+# migrate.sh MODE PATH: a live migration between two QEMUs of this VM (the
+# patched QEMU of scripts/build-qemu, on L1's KVM), the guest writing all
+# the time (tools/migration/payload.S: every page carries its address and
+# the sweep that last wrote it, and the guest checks each page before it
+# writes it again).  At completion the stopped source's and the paused
+# destination's test regions must be identical byte for byte (a page the
+# dirty tracking lost differs); then the destination runs on and its guest
+# checks every page against its own sweep count.
+#
+# MODE: bitmap (QEMU's default: manual protect + CLEAR), ring
+# (dirty-ring-size=4096) or wpall (dirty-wp-all=on: one
+# KVM_WRITE_PROTECT_ALL_MEM per sync).  PATH: rust (VMs bound to
+# kvm_dirty.ko: its counters must show it served the syncs) or c (KVM's own
+# paths: the module's counters must not move).
+. /tests/lib.sh
+mode=$1 path=$2
+Q=/usr/bin/qemu-system-x86_64
+[ -x $Q ] || fail "no QEMU in the test VM (scripts/build-qemu)"
+case $path in
+rust) bind_vms 1 ;;
+c) bind_vms 0 ;;
+*) fail "PATH: rust or c" ;;
+esac
+case $mode in
+bitmap) accel=kvm ;;
+ring) accel=kvm,dirty-ring-size=4096 ;;
+wpall) accel=kvm,dirty-wp-all=on ;;
+*) fail "MODE: bitmap, ring or wpall" ;;
+esac
+region=0x1000000 size=0x4000000 # payload.S's REGION_START, REGION_SIZE
+w=/tmp/migrate.$$
+rm -rf $w
+mkdir -p $w
+# One address space (no SMM): one memory listener, one WP-all per sync.
+common="-accel $accel -M pc,smm=off -m 128M -bios /tests/payload.bin
+	-nodefaults -no-user-config -display none"
+
+# vm NAME ARGS...: a QEMU whose monitor reads $w/NAME.in (kept open on fd
+# 3 or 4) and writes $w/NAME.out; its guest's debug console is $w/NAME.con.
+mkfifo $w/src.in $w/dst.in
+exec 3<> $w/src.in 4<> $w/dst.in
+$Q $common -debugcon file:$w/src.con -monitor stdio \
+	< $w/src.in > $w/src.out 2>&1 &
+src=$!
+$Q $common -S -debugcon file:$w/dst.con -monitor stdio \
+	-incoming unix:$w/mig.sock < $w/dst.in > $w/dst.out 2>&1 &
+dst=$!
+cleanup() {
+	kill $src $dst 2>/dev/null
+	wait $src $dst 2>/dev/null
+}
+trap cleanup EXIT
+mon_src() { echo "$*" >&3; }
+mon_dst() { echo "$*" >&4; }
+sweeps() { tr -cd S < $w/$1.con 2>/dev/null | wc -c; }
+die() {
+	echo "--- source monitor:"; tail -20 $w/src.out
+	echo "--- destination monitor:"; tail -20 $w/dst.out
+	echo "--- source console: $(head -c 200 $w/src.con)"
+	echo "--- destination console: $(head -c 200 $w/dst.con)"
+	fail "$*"
+}
+
+# The guest runs: its first sweeps fault every page in.
+t=0
+while [ "$(sweeps src)" -lt 2 ]; do
+	kill -0 $src 2>/dev/null || die "source QEMU died"
+	[ $t -lt 300 ] || die "the source guest made no 2 x 16 sweeps in 300 s"
+	sleep 1
+	t=$((t + 1))
+done
+echo "source guest running: $(sweeps src) x 16 sweeps in about $t s"
+
+snap before
+st=$(date +%s)
+mon_src "migrate_set_parameter max-bandwidth 1G"
+mon_src "migrate_set_parameter downtime-limit 2000"
+mon_src "migrate -d unix:$w/mig.sock"
+# Until the source says completed (or failed), at most 600 s.
+status=
+t=0
+while :; do
+	mon_src "info migrate"
+	sleep 1
+	status=$(sed -n 's/^Migration status: *//p' $w/src.out | tail -1 | tr -d '\r')
+	case $status in completed | failed | cancelled) break ;; esac
+	t=$((t + 1))
+	[ $t -lt 600 ] || die "migration not complete after 600 s (status $status)"
+done
+secs=$(($(date +%s) - st))
+[ "$status" = completed ] || die "migration $status"
+# The last 'info migrate' after completion: its figures.
+mon_src "info migrate"
+sleep 1
+syncs=$(sed -n 's/^dirty sync count: *//p' $w/src.out | tail -1 | tr -d '\r')
+xfer=$(sed -n 's/^transferred ram: *//p' $w/src.out | tail -1 | tr -d '\r')
+downtime=$(sed -n 's/^downtime: *//p' $w/src.out | tail -1 | tr -d '\r')
+echo "MIGRATE mode=$mode path=$path secs=$secs syncs=$syncs transferred='$xfer' downtime='$downtime'"
+[ "${syncs:-0}" -ge 2 ] || die "only ${syncs:-0} dirty syncs: no pre-copy round to check"
+
+# Both sides stopped: the source after completion, the destination by -S.
+mon_src "pmemsave $region $size $w/src.mem"
+mon_dst "pmemsave $region $size $w/dst.mem"
+mon_src "info status"
+mon_dst "info status"
+t=0
+until [ "$(stat -c %s $w/src.mem 2>/dev/null)" = $((size)) ] &&
+	[ "$(stat -c %s $w/dst.mem 2>/dev/null)" = $((size)) ]; do
+	[ $t -lt 60 ] || die "pmemsave did not finish"
+	sleep 1
+	t=$((t + 1))
+done
+sleep 1
+if ! cmp -s $w/src.mem $w/dst.mem; then
+	n=$(cmp -l $w/src.mem $w/dst.mem | wc -l)
+	cmp -l $w/src.mem $w/dst.mem | head -5
+	die "destination memory differs from the source's in $n bytes: pages lost"
+fi
+echo "ok: the destination's $((size / 4096)) test pages equal the source's"
+
+# The destination's guest checks every page as it goes on.
+base=$(sweeps dst)
+mon_dst "cont"
+t=0
+while [ "$(sweeps dst)" -lt $((base + 2)) ]; do
+	grep -q BAD $w/dst.con && die "the destination guest found a stale page"
+	kill -0 $dst 2>/dev/null || die "destination QEMU died"
+	[ $t -lt 300 ] || die "the destination guest made no 2 x 16 sweeps in 300 s"
+	sleep 1
+	t=$((t + 1))
+done
+grep -q BAD $w/dst.con && die "the destination guest found a stale page"
+echo "ok: the destination guest ran $(($(sweeps dst) - base)) x 16 sweeps, every page as expected"
+
+if [ "$path" = rust ]; then
+	case $mode in
+	bitmap)
+		want_gt "GET_DIRTY_LOG served" "$(delta before get_dirty_log)" 0
+		want_gt "CLEAR_DIRTY_LOG served" "$(delta before clear_dirty_log)" 0
+		;;
+	ring)
+		want_gt "ring resets served" "$(delta before ring_resets)" 0
+		want_gt "ring pushes" "$(delta before ring_pushes)" 0
+		;;
+	wpall)
+		want_gt "GET_DIRTY_LOG served" "$(delta before get_dirty_log)" 0
+		want_eq "write-protect-alls, one per sync" \
+			"$(delta before wp_all_calls)" "$syncs"
+		;;
+	esac
+else
+	want_eq "GET_DIRTY_LOG served by the module" "$(delta before get_dirty_log)" 0
+	want_eq "ring resets served by the module" "$(delta before ring_resets)" 0
+fi
+mon_src quit
+mon_dst quit
+echo "PASS: migrate.sh $mode $path"
