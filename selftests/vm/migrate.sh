@@ -41,13 +41,15 @@ common="-accel $accel -M pc,smm=off -m 128M -bios /tests/payload.bin
 
 # vm NAME ARGS...: a QEMU whose monitor reads $w/NAME.in (kept open on fd
 # 3 or 4) and writes $w/NAME.out; its guest's debug console is $w/NAME.con.
-mkfifo $w/src.in $w/dst.in
+# The migration stream: a FIFO between the source's "exec:" writer and the
+# destination's reader (the test kernel has no sockets).
+mkfifo $w/src.in $w/dst.in $w/stream
 exec 3<> $w/src.in 4<> $w/dst.in
 $Q $common -debugcon file:$w/src.con -monitor stdio \
 	< $w/src.in > $w/src.out 2>&1 &
 src=$!
 $Q $common -S -debugcon file:$w/dst.con -monitor stdio \
-	-incoming unix:$w/mig.sock < $w/dst.in > $w/dst.out 2>&1 &
+	-incoming "exec:cat $w/stream" < $w/dst.in > $w/dst.out 2>&1 &
 dst=$!
 cleanup() {
 	kill $src $dst 2>/dev/null
@@ -79,7 +81,7 @@ snap before
 st=$(date +%s)
 mon_src "migrate_set_parameter max-bandwidth 1G"
 mon_src "migrate_set_parameter downtime-limit 2000"
-mon_src "migrate -d unix:$w/mig.sock"
+mon_src "migrate -d exec:cat>$w/stream"
 # Until the source says completed (or failed), at most 600 s.
 status=
 t=0
@@ -88,6 +90,8 @@ while :; do
 	sleep 1
 	status=$(sed -n 's/^Migration status: *//p' $w/src.out | tail -1 | tr -d '\r')
 	case $status in completed | failed | cancelled) break ;; esac
+	kill -0 $src 2>/dev/null || die "source QEMU died during the migration"
+	kill -0 $dst 2>/dev/null || die "destination QEMU died during the migration"
 	t=$((t + 1))
 	[ $t -lt 600 ] || die "migration not complete after 600 s (status $status)"
 done
@@ -103,8 +107,9 @@ echo "MIGRATE mode=$mode path=$path secs=$secs syncs=$syncs transferred='$xfer' 
 [ "${syncs:-0}" -ge 2 ] || die "only ${syncs:-0} dirty syncs: no pre-copy round to check"
 
 # Both sides stopped: the source after completion, the destination by -S.
-mon_src "pmemsave $region $size $w/src.mem"
-mon_dst "pmemsave $region $size $w/dst.mem"
+# The file name quoted: unquoted, HMP reads "/tmp" as a division.
+mon_src "pmemsave $region $size \"$w/src.mem\""
+mon_dst "pmemsave $region $size \"$w/dst.mem\""
 mon_src "info status"
 mon_dst "info status"
 t=0

@@ -118,8 +118,13 @@ hex:
 	.p2align 3
 gdt:
 	.quad	0
-	.quad	0x00cf9a000000ffff	/* 0x08: code, flat 4 GiB, 32-bit */
-	.quad	0x00cf92000000ffff	/* 0x10: data, flat 4 GiB */
+	/*
+	 * Accessed bits preset: the GDT is in ROM, where the CPU cannot set
+	 * them.  Under KVM that write to a read-only memslot is emulated, and
+	 * the emulated segment load tries it again, for ever.
+	 */
+	.quad	0x00cf9b000000ffff	/* 0x08: code, flat 4 GiB, 32-bit */
+	.quad	0x00cf93000000ffff	/* 0x10: data, flat 4 GiB */
 gdt_desc:
 	.word	gdt_desc - gdt - 1
 	.long	BASE + gdt
