@@ -11,7 +11,7 @@
 # Output: RESULT lines (see selftests/dirty_bench.c) with round= and path=,
 # read by tools/bench/report.py.
 #
-# CLASS: info | get | clear | ring | perf | wpall | logon.  SET: full (default) or quick (a
+# CLASS: info | get | clear | ring | perf | wpall | logon | migrate.  SET: full (default) or quick (a
 # smoke test of the whole chain in a minute or two).
 . /tests/lib.sh
 set -o pipefail
@@ -215,6 +215,35 @@ logon_all() {
 		fail "no log enable served by WP-all"
 }
 
+# A live migration of the patched QEMU (selftests/vm/migrate.sh) per mode
+# and path: KVM's C path and the Rust path in the bitmap (manual protect +
+# CLEAR), classic (GET protects) and ring modes, and the Rust path's
+# write-protect-all mode (no C counterpart).  Each MIGRATE line becomes
+# RESULT lines metric=mig_*, tabled apart by tools/bench/report.py.
+migrate_one() {
+	p=$1 r=$2 mode=$3
+	/tests/migrate.sh "$mode" "$p" > /tmp/migrate.out 2>&1 ||
+		{ tail -40 /tmp/migrate.out; return 1; }
+	grep '^MIGRATE ' /tmp/migrate.out | sed 's/^/# /'
+	grep '^MIGRATE ' /tmp/migrate.out | tail -1 | tr ' ' '\n' |
+		awk -F= -v pre="RESULT round=$r path=$p mode=$mode" '
+		$1 ~ /^(total_ms|downtime_ms|syncs|sync_ioctl_us|sync_ioctls|memslot_us|normal_pages|transferred_kb)$/ {
+			printf "%s metric=mig_%s value=%s n=1 min=%s max=%s\n", pre, $1, $2, $2, $2 }'
+}
+
+migrate_all() {
+	modes="bitmap classic ring"
+	[ "$set" = quick ] && modes=bitmap
+	for m in $modes; do
+		ab migrate_one "$m"
+	done
+	r=1
+	while [ "$r" -le "$rounds" ]; do
+		migrate_one rust "$r" wpall || fail "migrate wpall rust round $r"
+		r=$((r + 1))
+	done
+}
+
 case $set in full | quick) ;; *) fail "unknown set $set" ;; esac
 case $class in
 info) info ;;
@@ -224,5 +253,6 @@ ring) ring_all ;;
 perf) perf_all ;;
 wpall) wpall_all ;;
 logon) logon_all ;;
+migrate) migrate_all ;;
 *) fail "unknown class $class" ;;
 esac

@@ -45,7 +45,9 @@ common="-accel $accel -M pc,smm=off -m 128M -bios /tests/payload.bin
 # destination's reader (the test kernel has no sockets).
 mkfifo $w/src.in $w/dst.in $w/stream
 exec 3<> $w/src.in 4<> $w/dst.in
+# The source traces each VM ioctl's time in the kernel (tools/qemu/0004).
 $Q $common -debugcon file:$w/src.con -monitor stdio \
+	-trace kvm_vm_ioctl_done -D $w/src.trace \
 	< $w/src.in > $w/src.out 2>&1 &
 src=$!
 $Q $common -S -debugcon file:$w/dst.con -monitor stdio \
@@ -100,10 +102,30 @@ secs=$(($(date +%s) - st))
 # The last 'info migrate' after completion: its figures.
 mon_src "info migrate"
 sleep 1
-syncs=$(sed -n 's/^dirty sync count: *//p' $w/src.out | tail -1 | tr -d '\r')
-xfer=$(sed -n 's/^transferred ram: *//p' $w/src.out | tail -1 | tr -d '\r')
-downtime=$(sed -n 's/^downtime: *//p' $w/src.out | tail -1 | tr -d '\r')
-echo "MIGRATE mode=$mode path=$path secs=$secs syncs=$syncs transferred='$xfer' downtime='$downtime'"
+# QEMU's own account: the last info migrate, up to its sync count.
+awk '/^Migration status:/ { n = 0 } { b[n++] = $0 } /^dirty sync count:/ { k = n }
+	END { for (i = 0; i < k; i++) print "  info migrate| " b[i] }' $w/src.out | tr -d '\r'
+# figure NAME: the number of the last "NAME: N unit" line of info migrate.
+figure() {
+	sed -n "s/^$1: *\([0-9]*\).*/\1/p" $w/src.out | tail -1
+}
+syncs=$(figure "dirty sync count")
+# The time the source's dirty-log ioctls spent in the kernel, in us, and
+# their number: GET_DIRTY_LOG 0x4010ae42, CLEAR_DIRTY_LOG 0xc018aec0,
+# RESET_DIRTY_RINGS 0xaec7, WRITE_PROTECT_ALL_MEM 0xaef0; and the memslot
+# updates (0x4020ae46: dirty logging on and off).
+ioctls=$(awk '/kvm_vm_ioctl_done/ {
+		t = $0; sub(/.*type /, "", t); sub(/,.*/, "", t)
+		ns = $0; sub(/ ns.*/, "", ns); sub(/.* /, "", ns)
+		if (t == "0x4010ae42" || t == "0xc018aec0" || t == "0xaec7" || t == "0xaef0") { s += ns; n++ }
+		if (t == "0x4020ae46") { m += ns; mn++ }
+	} END { printf "sync_ioctl_us=%d sync_ioctls=%d memslot_us=%d memslots=%d", s / 1000, n, m / 1000, mn }' \
+	$w/src.trace)
+echo "MIGRATE mode=$mode path=$path total_ms=$(figure "total time")" \
+	"downtime_ms=$(figure downtime) syncs=$syncs $ioctls" \
+	"normal_pages=$(figure normal) zero_pages=$(figure duplicate)" \
+	"transferred_kb=$(figure "transferred ram") wall_s=$secs"
+case $ioctls in *" sync_ioctls=0 "*) die "no dirty-log ioctl traced (QEMU without tools/qemu/0004?)" ;; esac
 [ "${syncs:-0}" -ge 2 ] || die "only ${syncs:-0} dirty syncs: no pre-copy round to check"
 
 # Both sides stopped: the source after completion, the destination by -S.

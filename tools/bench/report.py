@@ -12,6 +12,8 @@ round; value = that run's median) and writes, in --out:
                        Rust/C ratio, the spread of each path
   results.md           the same as a Markdown table, with the run's settings
   latency_vs_size.png  latency against guest memory size, C vs Rust
+  migration.csv        per migration mode and path: the medians of
+                       bench.sh migrate's figures (also in results.md)
 
 Ratios are "Rust/C time": above 1 means Rust is slower.  For throughputs
 (*_eps) that is C/Rust.
@@ -190,6 +192,56 @@ def write_md(path, summary, info, wall, rounds, alone=()):
                         f"{fmt(a['lo'], a['metric'])}-{fmt(a['hi'], a['metric'])} | {a['rounds']} |\n")
 
 
+MIG_COLS = [("mig_total_ms", "total, ms"), ("mig_downtime_ms", "downtime, ms"),
+            ("mig_syncs", "dirty syncs"), ("mig_sync_ioctl_us", "sync ioctls, us"),
+            ("mig_sync_ioctls", "sync ioctls"), ("mig_memslot_us", "memslot updates, us"),
+            ("mig_normal_pages", "pages sent"), ("mig_transferred_kb", "sent, KiB")]
+MIG_MODES = ["bitmap", "classic", "ring", "wpall"]
+
+
+def migration(rows):
+    """Per migration mode and path (bench.sh migrate): the median of each
+    figure over the rounds, and the sync ioctls' time per sync."""
+    cases = {}
+    for r in rows:
+        mode = re.search(r"mode=(\w+)", r["tags"]).group(1)
+        cases.setdefault((mode, r["path"]), {}).setdefault(r["metric"], []).append(r["value"])
+    out = []
+    for (mode, path), by in cases.items():
+        row = {"mode": mode, "path": path, "rounds": max(len(v) for v in by.values())}
+        for m, _ in MIG_COLS:
+            row[m] = statistics.median(by[m]) if m in by else float("nan")
+        per = [t / n for t, n in zip(by.get("mig_sync_ioctl_us", []), by.get("mig_syncs", [])) if n]
+        row["sync_us_per_sync"] = statistics.median(per) if per else float("nan")
+        out.append(row)
+    key = {m: i for i, m in enumerate(MIG_MODES)}
+    return sorted(out, key=lambda x: (key.get(x["mode"], 99), x["path"]))
+
+
+def write_migration_md(path, mig):
+    c_per = {r["mode"]: r["sync_us_per_sync"] for r in mig if r["path"] == "c"}
+    base = c_per.get("bitmap")
+    with open(path, "a") as f:
+        f.write("\nLive migration of the patched QEMU (selftests/vm/migrate.sh: 128M guest, "
+                "64M rewritten in sweeps), medians over the rounds.  Sync ioctls: the time the "
+                "source's GET_DIRTY_LOG, CLEAR_DIRTY_LOG, RESET_DIRTY_RINGS and "
+                "WRITE_PROTECT_ALL_MEM spent in the kernel (QEMU's trace, tools/qemu/0004); "
+                "memslot updates: dirty logging on and off.  vs C: sync ioctl time per sync "
+                "against the C path of the same mode; vs C bitmap: against QEMU's default "
+                "on the C path.\n\n"
+                "| mode | path | " + " | ".join(h for _, h in MIG_COLS) +
+                " | per sync, us | vs C | vs C bitmap | n |\n"
+                "|---|---|" + "---:|" * (len(MIG_COLS) + 4) + "\n")
+        for r in mig:
+            cells = [f"{r[m]:,.0f}" if r[m] == r[m] else "-" for m, _ in MIG_COLS]
+            per = r["sync_us_per_sync"]
+            own = c_per.get(r["mode"])
+            vs = f"{per / own:.2f}" if own and r["path"] != "c" else "-"
+            vsb = f"{per / base:.2f}" if base and not (r["path"] == "c" and r["mode"] == "bitmap") else "-"
+            f.write(f"| {r['mode']} | {r['path']} | " + " | ".join(cells) +
+                    f" | {per:,.0f} | {vs} | {vsb} | {r['rounds']} |\n")
+
+
 def pct(tags):
     """The dirty share of a case's tags ("dirty=1 after=read": "1")."""
     m = re.search(r"dirty=(\d+)", tags)
@@ -353,14 +405,22 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     write_csv(os.path.join(a.out, "raw.csv"), rows,
               ["metric", "size", "tags", "path", "round", "value", "n", "min", "max"])
+    mig = migration([r for r in rows if r["metric"].startswith("mig_")])
+    rows = [r for r in rows if not r["metric"].startswith("mig_")]
+    if mig:
+        write_csv(os.path.join(a.out, "migration.csv"), mig,
+                  ["mode", "path"] + [m for m, _ in MIG_COLS] + ["sync_us_per_sync", "rounds"])
     summary = summarize(rows)
     write_csv(os.path.join(a.out, "results.csv"), summary,
               ["metric", "tags", "size", "c_median", "rust_median", "ratio", "ratio_paired", "ratio_best", "ratio_min",
                "ratio_max", "c_spread_pct", "rust_spread_pct", "rounds"])
-    rounds = max(r["round"] for r in rows)
+    rounds = max((r["round"] for r in rows), default=0)
     write_md(os.path.join(a.out, "results.md"), summary, info, a.wall, rounds, rust_only(rows))
-    plot(os.path.join(a.out, "latency_vs_size.png"), rows,
-         arm64=any("arch=aarch64" in i for i in info))
+    if mig:
+        write_migration_md(os.path.join(a.out, "results.md"), mig)
+    if rows:
+        plot(os.path.join(a.out, "latency_vs_size.png"), rows,
+             arm64=any("arch=aarch64" in i for i in info))
     return 0
 
 
