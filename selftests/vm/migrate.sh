@@ -21,6 +21,12 @@
 # PATH: rust (VMs bound to kvm_dirty.ko: its counters must show it served
 # the syncs) or c (KVM's own paths: the module's counters must not move).
 . /tests/lib.sh
+# Once more if it failed with the emulator issue of known-issues.rst (an
+# L2 vCPU on L1's state), at most twice: run_known.
+if [ -z "$KD_MIGRATE_ONCE" ]; then
+	KD_MIGRATE_ONCE=1 run_known /tmp/migrate-$$.out "$0" "$@"
+	exit $?
+fi
 mode=$1 path=$2 expect_loss=
 Q=/usr/bin/qemu-system-x86_64
 [ -x $Q ] || fail "no QEMU in the test VM (scripts/build-qemu)"
@@ -69,7 +75,23 @@ trap cleanup EXIT
 mon_src() { echo "$*" >&3; }
 mon_dst() { echo "$*" >&4; }
 sweeps() { tr -cd S < $w/$1.con 2>/dev/null | wc -c; }
+# kvm_error NAME: QEMU NAME's report of a vCPU whose KVM_RUN failed
+# (KVM_EXIT_INTERNAL_ERROR, an emulation failure: QEMU stops the VM in
+# runstate internal-error, which a destination inherits) with its
+# registers.  The payload runs 32-bit below 1 MiB (EIP=000f....): a 64-bit
+# RIP in the kernel half is L1's state in the L2 vCPU, the emulator issue
+# of Documentation/known-issues.rst.
+kvm_error() {
+	grep -q -e 'KVM internal error' -e 'emulation failure' $w/$1.out || return 1
+	echo "--- $1 QEMU: a vCPU stopped on a KVM error:"
+	grep -A 30 -e 'KVM internal error' -e 'emulation failure' $w/$1.out | head -40
+	grep -q 'RIP=ffff' $w/$1.out &&
+		echo "L2 runs on L1's state: the $1 vCPU's RIP is in L1's kernel (Documentation/known-issues.rst)"
+	return 0
+}
 die() {
+	kvm_error src
+	kvm_error dst
 	echo "--- source monitor:"; tail -20 $w/src.out
 	echo "--- destination monitor:"; tail -20 $w/dst.out
 	echo "--- source console: $(head -c 200 $w/src.con)"
@@ -107,6 +129,10 @@ while :; do
 done
 secs=$(($(date +%s) - st))
 [ "$status" = completed ] || die "migration $status"
+# A source whose vCPU stopped on a KVM error completes its migration too
+# (nothing more to copy), and the destination inherits its runstate.
+grep -q 'KVM internal error' $w/src.out &&
+	die "the source's vCPU stopped on a KVM error during the migration"
 # The last 'info migrate' after completion: its figures.
 mon_src "info migrate"
 sleep 1
