@@ -89,9 +89,23 @@ kvm_error() {
 		echo "L2 runs on L1's state: the $1 vCPU's RIP is in L1's kernel (Documentation/known-issues.rst)"
 	return 0
 }
+# bad_page NAME: the page a guest found wrong ("BAD <addr>" on its debug
+# console) as QEMU NAME reads it now, beside the sweep number the guest
+# keeps in the region's first page: address and sweep as written.
+bad_page() {
+	a=$(sed -n 's/.*BAD \([0-9a-f]*\).*/\1/p' $w/$1.con | head -1)
+	[ -n "$a" ] || return 0
+	echo "--- $1 guest: BAD page 0x$a, as QEMU $1 reads it (address, sweep) and the first page's sweep:"
+	echo "xp /2wx 0x$a" >&$2
+	echo "xp /2wx $region" >&$2
+	sleep 1
+	tail -4 $w/$1.out | tr -d '\r' | grep -a ': 0x'
+}
 die() {
 	kvm_error src
 	kvm_error dst
+	bad_page src 3
+	bad_page dst 4
 	echo "--- source monitor:"; tail -20 $w/src.out
 	echo "--- destination monitor:"; tail -20 $w/dst.out
 	echo "--- source console: $(head -c 200 $w/src.con)"
