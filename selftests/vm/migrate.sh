@@ -106,8 +106,12 @@ die() {
 	kvm_error dst
 	bad_page src 3
 	bad_page dst 4
-	echo "--- source monitor:"; tail -20 $w/src.out
-	echo "--- destination monitor:"; tail -20 $w/dst.out
+	# Without HMP's echo of our commands (one long line of escape
+	# sequences each, which cut the console's lines).
+	echo "--- source monitor:"
+	tail -20 $w/src.out | tr -d '\033\r' | grep -av '^(qemu)' | cut -c1-200
+	echo "--- destination monitor:"
+	tail -20 $w/dst.out | tr -d '\033\r' | grep -av '^(qemu)' | cut -c1-200
 	echo "--- source console: $(head -c 200 $w/src.con)"
 	echo "--- destination console: $(head -c 200 $w/dst.con)"
 	fail "$*"
