@@ -25,7 +25,9 @@
 # L2 vCPU on L1's state), at most twice: run_known.
 if [ -z "$KD_MIGRATE_ONCE" ]; then
 	KD_MIGRATE_ONCE=1 run_known /tmp/migrate-$$.out "$0" "$@"
-	exit $?
+	rc=$?
+	rm -f /tmp/migrate-$$.out
+	exit $rc
 fi
 mode=$1 path=$2 expect_loss=
 Q=/usr/bin/qemu-system-x86_64
@@ -45,9 +47,13 @@ wpall-skip) accel=kvm,dirty-wp-all=on,x-dirty-wp-all-skip=on expect_loss=1 ;;
 *) fail "MODE: bitmap, classic, ring, wpall, default or wpall-skip" ;;
 esac
 region=0x1000000 size=0x4000000 # payload.S's REGION_START, REGION_SIZE
-w=/tmp/migrate.$$
+w=/tmp/migrate.$$ passed=
 rm -rf $w
 mkdir -p $w
+# Room for both images and the trace: say so rather than time out later.
+free_kb=$(df -k /tmp | awk 'NR == 2 { print $4 }')
+[ "$free_kb" -ge $((3 * size / 1024)) ] ||
+	fail "/tmp has $free_kb KiB free, the memory images need $((2 * size / 1024)) KiB: $(du -sk /tmp/* 2>/dev/null | sort -n | tail -3 | tr '\n' ' ')"
 # One address space (no SMM): one memory listener, one WP-all per sync.
 # No firmware but ours, and no option ROM (the vapic's kvmvapic.bin).
 common="-accel $accel -M pc,smm=off -m 128M -bios /tests/payload.bin
@@ -67,14 +73,20 @@ src=$!
 $Q $common -S -debugcon file:$w/dst.con -monitor stdio \
 	-incoming "exec:cat $w/stream" < $w/dst.in > $w/dst.out 2>&1 &
 dst=$!
+# The work directory goes at exit: /tmp is a tmpfs in RAM (half of it at
+# most), and two 64 MiB memory images per run filled it after about 11
+# runs in a 3G boot (pmemsave then never finished).  A failed run keeps its
+# monitor, console and trace files, not the images.
 cleanup() {
 	kill $src $dst 2>/dev/null
 	wait $src $dst 2>/dev/null
+	rm -f $w/src.mem $w/dst.mem
+	[ -n "$passed" ] && rm -rf $w
 }
 trap cleanup EXIT
 mon_src() { echo "$*" >&3; }
 mon_dst() { echo "$*" >&4; }
-sweeps() { tr -cd S < $w/$1.con 2>/dev/null | wc -c; }
+sweeps() { cat $w/$1.con 2>/dev/null | tr -cd S | wc -c; }
 # kvm_error NAME: QEMU NAME's report of a vCPU whose KVM_RUN failed
 # (KVM_EXIT_INTERNAL_ERROR, an emulation failure: QEMU stops the VM in
 # runstate internal-error, which a destination inherits) with its
@@ -219,6 +231,7 @@ if [ -n "$expect_loss" ]; then
 		t=$((t + 1))
 	done
 	echo "ok: the destination guest saw them too: $(grep -o 'BAD [0-9a-fA-Fx]*' $w/dst.con | head -1)"
+	passed=1
 	echo "PASS: migrate.sh $mode $path (lost writes detected)"
 	exit 0
 fi
@@ -268,4 +281,5 @@ else
 fi
 mon_src quit
 mon_dst quit
+passed=1
 echo "PASS: migrate.sh $mode $path"
