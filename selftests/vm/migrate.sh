@@ -84,6 +84,7 @@ cleanup() {
 	[ -n "$passed" ] && rm -rf $w
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT
 mon_src() { echo "$*" >&3; }
 mon_dst() { echo "$*" >&4; }
 sweeps() { cat $w/$1.con 2>/dev/null | tr -cd S | wc -c; }
@@ -129,6 +130,15 @@ die() {
 	fail "$*"
 }
 
+# progress: the source's last dirty sync count, remaining RAM and dirty
+# page rate, from its last 'info migrate'.
+progress() {
+	for k in "dirty sync count" "remaining ram" "dirty pages rate" "transferred ram"; do
+		printf '%s=%s ' "$(echo "$k" | tr ' ' _)" \
+			"$(sed -n "s/^$k: *//p" $w/src.out | tail -1 | tr -d '\r ')"
+	done
+}
+
 # The guest runs: its first sweeps fault every page in.
 t=0
 while [ "$(sweeps src)" -lt 2 ]; do
@@ -155,6 +165,9 @@ while :; do
 	kill -0 $src 2>/dev/null || die "source QEMU died during the migration"
 	kill -0 $dst 2>/dev/null || die "destination QEMU died during the migration"
 	t=$((t + 1))
+	# Every 30 s where it stands: a migration that does not converge
+	# (the guest dirties faster than the stream sends) shows it here.
+	[ $((t % 30)) = 0 ] && echo "migrating for $t s: $(progress)"
 	[ $t -lt 600 ] || die "migration not complete after 600 s (status $status)"
 done
 secs=$(($(date +%s) - st))
