@@ -114,17 +114,21 @@ bad_page() {
 	sleep 1
 	tail -4 $w/$1.out | tr -d '\r' | grep -a ': 0x'
 }
+# mon_tail NAME: QEMU NAME's last monitor lines without HMP's echo of our
+# commands (one long line of escape sequences each, which cut the
+# console's lines).
+mon_tail() {
+	tail -20 $w/$1.out | tr -d '\033\r' | grep -av '^(qemu)' | cut -c1-200
+}
 die() {
 	kvm_error src
 	kvm_error dst
 	bad_page src 3
 	bad_page dst 4
-	# Without HMP's echo of our commands (one long line of escape
-	# sequences each, which cut the console's lines).
 	echo "--- source monitor:"
-	tail -20 $w/src.out | tr -d '\033\r' | grep -av '^(qemu)' | cut -c1-200
+	mon_tail src
 	echo "--- destination monitor:"
-	tail -20 $w/dst.out | tr -d '\033\r' | grep -av '^(qemu)' | cut -c1-200
+	mon_tail dst
 	echo "--- source console: $(head -c 200 $w/src.con)"
 	echo "--- destination console: $(head -c 200 $w/dst.con)"
 	fail "$*"
