@@ -81,19 +81,31 @@ bool kd_bind_vms(void);
 /* VM state.  slots_lock is held by KVM around kd_rs_{get,clear}_dirty_log. */
 void kd_slots_lock(struct kvm *kvm);
 void kd_slots_unlock(struct kvm *kvm);
-void kd_assert_slots_lock_held(struct kvm *kvm);
-bool kd_use_dirty_bitmap(struct kvm *kvm);
-bool kd_manual_protect(struct kvm *kvm);
-u32 kd_nr_memslot_as_ids(struct kvm *kvm);
-u32 kd_user_mem_slots(void);
 
-/* Memslots, valid while slots_lock is held. */
-struct kvm_memory_slot *kd_id_to_memslot(struct kvm *kvm, u32 as_id, u32 id);
-unsigned long *kd_slot_dirty_bitmap(struct kvm_memory_slot *slot);
-unsigned long *kd_slot_second_bitmap(struct kvm_memory_slot *slot);
-u64 kd_slot_bitmap_bytes(struct kvm_memory_slot *slot);
-u64 kd_slot_npages(struct kvm_memory_slot *slot);
-bool kd_slot_dirty_logging(struct kvm_memory_slot *slot);
+/*
+ * What the ioctls read of a VM, in one call (under TCG each call costs
+ * about as much as the loads it wraps).  Asserts slots_lock, which keeps
+ * every field stable until it is dropped.
+ */
+struct kd_vm_facts {
+	u32 nr_as_ids;		/* kvm_arch_nr_memslot_as_ids() */
+	u32 user_mem_slots;	/* KVM_USER_MEM_SLOTS */
+	bool use_dirty_bitmap;	/* kvm_use_dirty_bitmap() */
+	bool manual_protect;	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 */
+};
+void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts);
+
+/* A memslot, valid while slots_lock is held. */
+struct kd_memslot {
+	struct kvm_memory_slot *slot;	/* NULL: no such slot */
+	u64 npages;
+	bool dirty_logging;		/* KVM_MEM_LOG_DIRTY_PAGES */
+	unsigned long *dirty_bitmap;	/* NULL: no bitmap */
+	unsigned long *second_bitmap;	/* kvm_second_dirty_bitmap() */
+	u64 bitmap_bytes;		/* of each of the two */
+};
+/* Fills @out for slot @id of address space @as_id (both in range). */
+void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out);
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot);
 
 /* MMU. */
@@ -136,6 +148,8 @@ bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
 		      struct kd_pt_walk *walk);
 void kd_pt_walk_end(void);
 void kd_set_pfn_dirty(u64 pfn);
+/* x86: whether the CPU has POPCNT (rust/popcnt.rs); false elsewhere. */
+bool kd_cpu_has_popcnt(void);
 
 /*
  * Dirty rings.  rust/vm.rs and rust/ring.rs mirror struct kvm_dirty_ring

@@ -42,6 +42,7 @@ impl ClearStats {
 /// word where some bit was really cleared; `first_page` is the page of bit 0
 /// of that word.  `live` must have room for all of `requested` from
 /// `first_word` on (the caller's range check).
+#[inline(always)]
 pub fn clear(
     live: &[AtomicUsize],
     first_word: usize,

@@ -7,7 +7,8 @@ use crate::bindings;
 use crate::clear::clear;
 use crate::counters::{self, Counter};
 use crate::harvest::BITS_PER_WORD;
-use crate::vm::{user_mem_slots, SlotsLocked};
+use crate::popcnt::with_popcnt;
+use crate::vm::SlotsLocked;
 use crate::wp_masked::WalkTally;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
@@ -51,7 +52,7 @@ fn clear_dirty_log(
         return Err(ENXIO);
     }
     let (as_id, id) = (slot >> 16, slot & 0xffff);
-    if as_id >= vm.nr_address_spaces() || id >= user_mem_slots() {
+    if as_id >= vm.nr_address_spaces() || id >= vm.user_mem_slots() {
         return Err(EINVAL);
     }
     if first_page % 64 != 0 {
@@ -88,13 +89,15 @@ fn clear_dirty_log(
     let stats = if protect {
         let tally = WalkTally::default();
         let mut protector = mmu.lock().protector(&tally);
-        clear(bitmaps.live, first_word, requested, |page, mask| {
-            protector.protect(page, mask)
+        with_popcnt(|| {
+            clear(bitmaps.live, first_word, requested, |page, mask| {
+                protector.protect(page, mask)
+            })
         })
     } else {
         // Write-protect-all: user space protects everything next.
         counters::add(Counter::KD_HARVEST_NO_WP, 1);
-        clear(bitmaps.live, first_word, requested, |_, _| {})
+        with_popcnt(|| clear(bitmaps.live, first_word, requested, |_, _| {}))
     };
     if stats.any_protected() {
         mmu.flush_tlbs();

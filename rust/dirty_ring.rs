@@ -6,7 +6,7 @@
 use crate::bindings;
 use crate::counters::{self, Counter};
 use crate::ring::{self, batch_in_slot, Batch, Pushed};
-use crate::vm::{user_mem_slots, RingRef, SlotsLockGuard, SlotsLocked};
+use crate::vm::{RingRef, SlotsLockGuard, SlotsLocked};
 use crate::wp_masked::{Protector, WalkTally};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -132,7 +132,7 @@ fn protect_batch<'s>(
     held: &mut Option<(u32, Protector<'s>)>,
 ) -> bool {
     let (as_id, id) = (batch.slot >> 16, batch.slot & 0xffff);
-    let valid = as_id < vm.nr_address_spaces() && id < user_mem_slots();
+    let valid = as_id < vm.nr_address_spaces() && id < vm.user_mem_slots();
     let memslot = if valid { vm.slot(as_id, id) } else { None };
     match memslot {
         Some(slot) if slot.dirty_logging() && batch_in_slot(&batch, slot.npages()) => {

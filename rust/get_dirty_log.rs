@@ -6,7 +6,8 @@
 use crate::bindings;
 use crate::counters::{self, Counter};
 use crate::harvest::harvest;
-use crate::vm::{user_mem_slots, SlotsLocked};
+use crate::popcnt::with_popcnt;
+use crate::vm::SlotsLocked;
 use crate::wp_masked::WalkTally;
 use core::sync::atomic::AtomicUsize;
 use kernel::prelude::*;
@@ -37,7 +38,7 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
         return Err(ENXIO);
     }
     let (as_id, id) = (slot >> 16, slot & 0xffff);
-    if as_id >= vm.nr_address_spaces() || id >= user_mem_slots() {
+    if as_id >= vm.nr_address_spaces() || id >= vm.user_mem_slots() {
         return Err(EINVAL);
     }
     let manual_protect = vm.manual_protect();
@@ -59,14 +60,16 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
     let stats = if protect {
         let tally = WalkTally::default();
         let mut protector = mmu.lock().protector(&tally);
-        harvest(bitmaps.live, bitmaps.buffer, |first, mask| {
-            protector.protect(first, mask)
+        with_popcnt(|| {
+            harvest(bitmaps.live, bitmaps.buffer, |first, mask| {
+                protector.protect(first, mask)
+            })
         })
     } else {
         // Write-protect-all: user space protects everything next,
         // before it copies (Documentation/wp-all.rst).
         counters::add(Counter::KD_HARVEST_NO_WP, 1);
-        harvest(bitmaps.live, bitmaps.buffer, |_, _| {})
+        with_popcnt(|| harvest(bitmaps.live, bitmaps.buffer, |_, _| {}))
     };
     // One flush for the whole slot, outside mmu_lock but before user
     // space sees the snapshot: from here every write faults and sets

@@ -48,6 +48,7 @@ impl HarvestStats {
 ///
 /// `snapshot` must be as long as `bitmap`; every word of it is written (clean
 /// words get 0), so it need not be zeroed first.
+#[inline(always)]
 pub fn harvest(
     bitmap: &[AtomicUsize],
     snapshot: &mut [usize],

@@ -27,6 +27,7 @@ mod clear_dirty_log;
 mod counters;
 mod dirty_ring;
 mod get_dirty_log;
+mod popcnt;
 mod vm;
 
 // The pure algorithm files: `core` only, and `pub` for the user-space test
@@ -65,6 +66,7 @@ struct KvmDirty;
 
 impl kernel::Module for KvmDirty {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        popcnt::init();
         counters::register()?;
         pr_info!("serving dirty logging and dirty rings for new VMs\n");
         Ok(KvmDirty)

@@ -17,6 +17,8 @@ use core::sync::atomic::AtomicUsize;
 /// A VM whose `slots_lock` is held for the lifetime `'a`.
 pub(crate) struct SlotsLocked<'a> {
     kvm: NonNull<bindings::kvm>,
+    /// Read once: slots_lock keeps them until the view ends.
+    facts: bindings::kd_vm_facts,
     _lock: PhantomData<&'a mut bindings::kvm>,
 }
 
@@ -28,10 +30,18 @@ impl SlotsLocked<'_> {
     /// `SlotsLocked` exists for it meanwhile (the lock makes that so).
     pub(crate) unsafe fn new(kvm: *mut bindings::kvm) -> Self {
         let kvm = NonNull::new(kvm).expect("KVM never passes a NULL VM");
-        // SAFETY: `kvm` is live (caller's contract).
-        unsafe { bindings::kd_assert_slots_lock_held(kvm.as_ptr()) };
+        let mut facts = bindings::kd_vm_facts {
+            nr_as_ids: 0,
+            user_mem_slots: 0,
+            use_dirty_bitmap: false,
+            manual_protect: false,
+        };
+        // SAFETY: `kvm` is live and its slots_lock held (caller's contract,
+        // asserted by the shim through lockdep).
+        unsafe { bindings::kd_vm_facts(kvm.as_ptr(), &mut facts) };
         SlotsLocked {
             kvm,
+            facts,
             _lock: PhantomData,
         }
     }
@@ -42,14 +52,12 @@ impl SlotsLocked<'_> {
 
     /// False when only the dirty ring tracks this VM (no bitmaps).
     pub(crate) fn uses_dirty_bitmap(&self) -> bool {
-        // SAFETY: live VM, slots_lock held as kvm_use_dirty_bitmap() asserts.
-        unsafe { bindings::kd_use_dirty_bitmap(self.raw()) }
+        self.facts.use_dirty_bitmap
     }
 
     /// Whether user space enabled KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2.
     pub(crate) fn manual_protect(&self) -> bool {
-        // SAFETY: live VM; the flag is only written under slots_lock.
-        unsafe { bindings::kd_manual_protect(self.raw()) }
+        self.facts.manual_protect
     }
 
     /// False when the VM asked GET/CLEAR_DIRTY_LOG and ring resets not to
@@ -60,8 +68,12 @@ impl SlotsLocked<'_> {
     }
 
     pub(crate) fn nr_address_spaces(&self) -> u32 {
-        // SAFETY: live VM.
-        unsafe { bindings::kd_nr_memslot_as_ids(self.raw()) }
+        self.facts.nr_as_ids
+    }
+
+    /// Memslot ids user space may name (KVM_USER_MEM_SLOTS).
+    pub(crate) fn user_mem_slots(&self) -> u32 {
+        self.facts.user_mem_slots
     }
 
     /// Flushes all remote TLBs of the VM.
@@ -85,7 +97,7 @@ impl SlotsLocked<'_> {
     /// The memslot `id` of address space `as_id`, if it exists, with access
     /// to its bitmaps (hence `&mut`: one such view at a time).  The caller
     /// has checked `as_id` against [`Self::nr_address_spaces`] and `id`
-    /// against [`user_mem_slots`].
+    /// against [`Self::user_mem_slots`].
     pub(crate) fn memslot(&mut self, as_id: u32, id: u32) -> Option<Memslot<'_>> {
         self.slot(as_id, id).map(|slot| Memslot { slot })
     }
@@ -93,15 +105,25 @@ impl SlotsLocked<'_> {
     /// The memslot `id` of address space `as_id`, without its bitmaps.
     /// Same preconditions as [`Self::memslot`].
     pub(crate) fn slot(&self, as_id: u32, id: u32) -> Option<SlotRef<'_>> {
-        debug_assert!(as_id < self.nr_address_spaces() && id < user_mem_slots());
-        // SAFETY: live VM, slots_lock held, as_id in range (checked by caller).
-        let slot = unsafe { bindings::kd_id_to_memslot(self.raw(), as_id, id) };
-        NonNull::new(slot).map(|slot| SlotRef {
+        debug_assert!(as_id < self.nr_address_spaces() && id < self.user_mem_slots());
+        let mut info = bindings::kd_memslot {
+            slot: core::ptr::null_mut(),
+            npages: 0,
+            dirty_logging: false,
+            dirty_bitmap: core::ptr::null_mut(),
+            second_bitmap: core::ptr::null_mut(),
+            bitmap_bytes: 0,
+        };
+        // SAFETY: live VM, slots_lock held, as_id and id in range (checked
+        // by the caller).
+        unsafe { bindings::kd_memslot(self.raw(), as_id, id, &mut info) };
+        NonNull::new(info.slot).map(|slot| SlotRef {
             mmu: SlotMmu {
                 kvm: self.kvm,
                 slot,
                 _locked: PhantomData,
             },
+            info,
         })
     }
 }
@@ -139,33 +161,23 @@ impl Drop for SlotsLockGuard {
     }
 }
 
-/// Memslot ids user space may name (KVM_USER_MEM_SLOTS).
-pub(crate) fn user_mem_slots() -> u32 {
-    // SAFETY: returns a constant.
-    unsafe { bindings::kd_user_mem_slots() }
-}
-
 /// A memslot of a [`SlotsLocked`] VM: its size, flags and MMU operations.
 #[derive(Clone, Copy)]
 pub(crate) struct SlotRef<'a> {
     mmu: SlotMmu<'a>,
+    /// Read once: slots_lock keeps the slot and its fields until `'a` ends.
+    info: bindings::kd_memslot,
 }
 
 impl<'a> SlotRef<'a> {
-    fn raw(&self) -> *mut bindings::kvm_memory_slot {
-        self.mmu.slot.as_ptr()
-    }
-
     /// The slot's size in pages.
     pub(crate) fn npages(&self) -> u64 {
-        // SAFETY: the slot is live while slots_lock is held.
-        unsafe { bindings::kd_slot_npages(self.raw()) }
+        self.info.npages
     }
 
     /// Whether user space enabled dirty logging on the slot.
     pub(crate) fn dirty_logging(&self) -> bool {
-        // SAFETY: the slot is live while slots_lock is held.
-        unsafe { bindings::kd_slot_dirty_logging(self.raw()) }
+        self.info.dirty_logging
     }
 
     /// The slot's MMU operations.
@@ -190,15 +202,13 @@ pub(crate) struct Bitmaps<'a> {
 impl<'a> Memslot<'a> {
     /// The slot's bitmaps, or `None` if dirty logging is off for it.
     pub(crate) fn bitmaps(&mut self) -> Option<Bitmaps<'_>> {
-        let raw = self.slot.raw();
-        // SAFETY: the slot is live while slots_lock is held.
-        let live = NonNull::new(unsafe { bindings::kd_slot_dirty_bitmap(raw) })?;
-        // SAFETY: as above.
-        let bytes = unsafe { bindings::kd_slot_bitmap_bytes(raw) } as usize;
-        let words = bytes / core::mem::size_of::<usize>();
-        // SAFETY: KVM allocates 2 * `bytes` for the bitmap (kvm_alloc_dirty_bitmap),
-        // the second half being the buffer kvm_second_dirty_bitmap() returns.
-        let buffer = unsafe { bindings::kd_slot_second_bitmap(raw) };
+        let info = &self.slot.info;
+        let live = NonNull::new(info.dirty_bitmap)?;
+        let words = info.bitmap_bytes as usize / core::mem::size_of::<usize>();
+        // KVM allocates 2 * `bitmap_bytes` for the bitmap
+        // (kvm_alloc_dirty_bitmap), the second half being the buffer
+        // kvm_second_dirty_bitmap() returns.
+        let buffer = info.second_bitmap;
         // SAFETY: `live` is `words` longs, long-aligned, alive while the slot
         // is.  Every other access to it is atomic (set_bit_le(), xchg,
         // atomic_long_fetch_andnot), so viewing it as atomics is sound.

@@ -137,7 +137,25 @@ impl<'a> Protector<'a> {
 
     /// Write-protects the 4K pages `first_page + i` of the slot for each
     /// bit `i` set in `mask`; `first_page` is a multiple of 64.
+    ///
+    /// Inlined into the harvest loops: where KVM's function serves the VM
+    /// (the shadow MMU, `own_walk=0`), a dirty word costs a flag test and
+    /// the call, as in upstream's loop.  Under TCG every instruction of the
+    /// old out-of-line version (a 1 KiB frame, six saved registers) showed:
+    /// 0.12-0.22 us more per dirty word than upstream on `npt=0`.
+    #[inline(always)]
     pub(crate) fn protect(&mut self, first_page: usize, mask: usize) {
+        if self.begun && self.walk.is_none() {
+            bump(&self.tally.kvm_words, 1);
+            self.locked.write_protect_masked(first_page, mask);
+        } else {
+            self.protect_slow(first_page, mask);
+        }
+    }
+
+    /// [`Self::protect`] for the first dirty word and for the module's walk.
+    #[inline(never)]
+    fn protect_slow(&mut self, first_page: usize, mask: usize) {
         if !self.begun {
             self.begun = true;
             self.walk = begin(&self.locked);

@@ -259,59 +259,27 @@ void kd_slots_unlock(struct kvm *kvm)
 	mutex_unlock(&kvm->slots_lock);
 }
 
-void kd_assert_slots_lock_held(struct kvm *kvm)
+void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts)
 {
 	lockdep_assert_held(&kvm->slots_lock);
+	facts->nr_as_ids = kvm_arch_nr_memslot_as_ids(kvm);
+	facts->user_mem_slots = KVM_USER_MEM_SLOTS;
+	facts->use_dirty_bitmap = kvm_use_dirty_bitmap(kvm);
+	facts->manual_protect = kvm->manual_dirty_log_protect;
 }
 
-bool kd_use_dirty_bitmap(struct kvm *kvm)
+void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out)
 {
-	return kvm_use_dirty_bitmap(kvm);
-}
+	struct kvm_memory_slot *slot = id_to_memslot(__kvm_memslots(kvm, as_id), id);
 
-bool kd_manual_protect(struct kvm *kvm)
-{
-	return kvm->manual_dirty_log_protect;
-}
-
-u32 kd_nr_memslot_as_ids(struct kvm *kvm)
-{
-	return kvm_arch_nr_memslot_as_ids(kvm);
-}
-
-u32 kd_user_mem_slots(void)
-{
-	return KVM_USER_MEM_SLOTS;
-}
-
-struct kvm_memory_slot *kd_id_to_memslot(struct kvm *kvm, u32 as_id, u32 id)
-{
-	return id_to_memslot(__kvm_memslots(kvm, as_id), id);
-}
-
-unsigned long *kd_slot_dirty_bitmap(struct kvm_memory_slot *slot)
-{
-	return slot->dirty_bitmap;
-}
-
-unsigned long *kd_slot_second_bitmap(struct kvm_memory_slot *slot)
-{
-	return kvm_second_dirty_bitmap(slot);
-}
-
-u64 kd_slot_bitmap_bytes(struct kvm_memory_slot *slot)
-{
-	return kvm_dirty_bitmap_bytes(slot);
-}
-
-u64 kd_slot_npages(struct kvm_memory_slot *slot)
-{
-	return slot->npages;
-}
-
-bool kd_slot_dirty_logging(struct kvm_memory_slot *slot)
-{
-	return slot->flags & KVM_MEM_LOG_DIRTY_PAGES;
+	out->slot = slot;
+	if (!slot)
+		return;
+	out->npages = slot->npages;
+	out->dirty_logging = slot->flags & KVM_MEM_LOG_DIRTY_PAGES;
+	out->dirty_bitmap = slot->dirty_bitmap;
+	out->second_bitmap = slot->dirty_bitmap ? kvm_second_dirty_bitmap(slot) : NULL;
+	out->bitmap_bytes = kvm_dirty_bitmap_bytes(slot);
 }
 
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot)
@@ -357,6 +325,15 @@ void kd_write_protect_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
 void kd_set_pfn_dirty(u64 pfn)
 {
 	kvm_set_pfn_dirty(pfn);
+}
+
+bool kd_cpu_has_popcnt(void)
+{
+#ifdef CONFIG_X86
+	return boot_cpu_has(X86_FEATURE_POPCNT);
+#else
+	return false;
+#endif
 }
 
 void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot)
