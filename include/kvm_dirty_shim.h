@@ -45,12 +45,14 @@ enum kd_counter {
 	KD_WP_ALL_ROOT_ENTRIES,	/* root entries those calls write-protected */
 	KD_HARVEST_NO_WP,	/* GET/CLEAR/ring resets that skipped the WP */
 	KD_WP_ALL_LOG_ENABLES,	/* dirty logging turned on by a WP-all */
-	KD_WALK_WORDS,		/* masked write-protects served by the Rust walk */
+	KD_WALK_WORDS,		/* masked write-protects served by a Rust walk */
 	KD_WALK_STEPS,		/* table entries it read to step down a level */
 	KD_WALK_LEAF_TABLES,	/* leaf tables it stepped into */
 	KD_WALK_CLEARED,	/* 4K SPTEs whose W it cleared */
 	KD_WALK_KVM_WORDS,	/* masked write-protects left to KVM's function */
 	KD_RING_MMU_SECTIONS,	/* mmu_lock sections of the ring resets' batches */
+	KD_WALK_RMAP_WORDS,	/* ... of walk_words, by the shadow MMU's rmaps */
+	KD_WALK_RMAP_SPTES,	/* SPTEs those rmaps named */
 	KD_NR_COUNTERS
 };
 
@@ -148,6 +150,27 @@ bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
 		      struct kd_pt_walk *walk);
 void kd_pt_walk_end(void);
 void kd_set_pfn_dirty(u64 pfn);
+/*
+ * The masked write-protect's own walk of the x86 shadow MMU's rmaps
+ * (rust/rmap_walk.rs), with mmu_lock held for write: kd_rmap_walk_begin()
+ * fills @walk (kernel/0010: kvm_mmu_rmap_dirty_walk()), or returns false
+ * (the TDP MMU, PML, arm64, own_walk=0...).  Nothing to end.
+ */
+#define KD_RMAP_LEVELS 3
+struct kd_rmap_walk {
+	unsigned long *rmap[KD_RMAP_LEVELS];	/* the heads of 4K, 2M, 1G */
+	unsigned long entries[KD_RMAP_LEVELS];	/* and how many */
+	u64 present;		/* set in every present SPTE */
+	u64 writable;		/* the W bit */
+	unsigned long many;	/* a head tag: a descriptor chain */
+	u32 desc_more;		/* a descriptor's next one, at this offset */
+	u32 desc_sptes;		/* its SPTE addresses, from this offset, */
+	u32 desc_entries;	/* this many (0 after the last) */
+	u64 base_gfn;		/* the slot's first gfn */
+	bool huge_to_kvm;	/* initially set: a huge SPTE at a mask's edge */
+};
+bool kd_rmap_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
+			struct kd_rmap_walk *walk);
 /* x86: whether the CPU has POPCNT (rust/popcnt.rs); false elsewhere. */
 bool kd_cpu_has_popcnt(void);
 

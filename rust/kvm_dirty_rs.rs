@@ -12,8 +12,10 @@
 //! manual-protect copy), `KVM_CLEAR_DIRTY_LOG`, mark_page_dirty (the
 //! bitmap bit or the dirty-ring push, with the soft-full request), and
 //! `KVM_RESET_DIRTY_RINGS`; their masked write-protect too on the x86 TDP
-//! MMU (the module's own page-table walk), KVM's function elsewhere.  Enabling the ring, its mmap and the soft-full
-//! exit check on guest entry stay KVM's C code.  On the x86 TDP MMU also
+//! MMU and arm64 stage 2 (the module's own page-table walk) and on the x86
+//! shadow MMU (its own walk of the rmaps), KVM's function elsewhere.
+//! Enabling the ring, its mmap and the soft-full exit check on guest entry
+//! stay KVM's C code.  On the x86 TDP MMU also
 //! write-protect-all (`KVM_CAP_DIRTY_WP_ALL`, `KVM_WRITE_PROTECT_ALL_MEM`):
 //! the generations, the fault-time push-down and the records of writable
 //! entries, through KVM's MMU hooks.
@@ -36,12 +38,14 @@ mod vm;
 mod clear;
 #[allow(unreachable_pub)]
 mod harvest;
-// The masked write-protect as a page-table walk (issue 10); its kernel
-// sides on the x86 TDP MMU and arm64 stage 2 are `wp_masked`.
+// The masked write-protect as a page-table walk (issue 10), and as an rmap
+// walk on the x86 shadow MMU; their kernel side is `wp_masked`.
 #[allow(unreachable_pub)]
 mod pt_walk;
 #[allow(unreachable_pub)]
 mod ring;
+#[allow(unreachable_pub)]
+mod rmap_walk;
 mod wp_masked;
 // Write-protect-all (issue 14): the MMU-independent core, and its kernel
 // side on the x86 TDP MMU.

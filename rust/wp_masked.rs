@@ -1,25 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The masked write-protect of GET_DIRTY_LOG, CLEAR_DIRTY_LOG and the ring
-//! reset: the module's own walk (rust/pt_walk.rs over KVM's tables) on the
-//! x86 TDP MMU and the arm64 stage 2, elsewhere KVM's function.
+//! reset: the module's own walk of KVM's page tables (rust/pt_walk.rs) on
+//! the x86 TDP MMU and the arm64 stage 2, of the slot's rmaps
+//! (rust/rmap_walk.rs) on the x86 shadow MMU; elsewhere KVM's function.
 //!
 //! A [`Protector`] lives inside one `mmu_lock` write section
 //! ([`MmuLocked`]) and serves the words of one memslot.  At its start the
-//! shim says whether the walk can serve this VM now (x86, kernel/0009: the
-//! TDP MMU alone, no rmaps of a nested guest, no PML, SVM; arm64: 4K pages,
-//! no LPA2, no nested virt; module parameter `own_walk`) and gives the
-//! entry bits and the roots of the slot's address space.  What KVM's
+//! shim says whether a walk can serve this VM now (x86, kernel/0009: the
+//! TDP MMU alone, no rmaps of a nested guest, no PML, SVM; kernel/0010: the
+//! shadow MMU alone, no PML, SVM; arm64: 4K pages, no LPA2, no nested virt;
+//! module parameter `own_walk`) and gives the entry bits and the roots of
+//! the slot's address space, or its rmaps.  What KVM's
 //! function does beside clearing W, and how the walk does the same, is in
 //! Documentation/design.rst "The masked write-protect".
 
 use crate::bindings;
 use crate::counters::{self, Counter};
 use crate::pt_walk::{EntryBits, Tables, Walker, MAX_LEVEL};
+use crate::rmap_walk::{RmapBits, RmapWalker, Rmaps, LEVELS};
 use crate::vm::MmuLocked;
 use core::cell::Cell;
 use core::ptr::NonNull;
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 const PAGE_SHIFT: u32 = 12;
 const MAX_ROOTS: usize = bindings::KD_PT_MAX_ROOTS as usize;
@@ -66,8 +69,85 @@ impl Tables for KvmTables {
     }
 }
 
-/// The walk of one memslot under one `mmu_lock` write section.
-struct Walk {
+/// The x86 shadow MMU's rmaps of one memslot, seen from inside one
+/// `mmu_lock` write section.
+///
+/// Invariant: `heads[l]` is the slot's array of `entries[l]` rmap heads of
+/// level `l + 1`, and every address a head or a descriptor holds is a live
+/// descriptor of `struct pte_list_desc`'s layout (`desc_*`) or a live
+/// SPTE: KVM changes rmaps, and frees the shadow pages that hold SPTEs,
+/// only with `mmu_lock` held for write, which the section holds.
+#[derive(Clone, Copy)]
+struct KvmRmaps {
+    heads: [NonNull<AtomicUsize>; LEVELS],
+    entries: [usize; LEVELS],
+    desc_more: usize,
+    desc_sptes: usize,
+    desc_entries: usize,
+}
+
+impl KvmRmaps {
+    /// The word at `addr`: a head, a descriptor's link or one of its SPTE
+    /// addresses, all of the type's invariant.
+    fn word(&self, addr: usize) -> usize {
+        // SAFETY: `addr` is a live, aligned `unsigned long` of the rmaps
+        // (the type's invariant).  KVM writes them only under the
+        // `mmu_lock` we hold for write, so nothing writes them now; an
+        // atomic view races with nothing.
+        unsafe { &*(addr as *const AtomicUsize) }.load(Ordering::Relaxed)
+    }
+}
+
+impl Rmaps for KvmRmaps {
+    fn head(&self, level: usize, index: usize) -> Option<usize> {
+        let l = level.checked_sub(1).filter(|&l| l < LEVELS)?;
+        if index >= self.entries[l] {
+            return None;
+        }
+        let head = self.heads[l].as_ptr().wrapping_add(index);
+        Some(self.word(head as usize))
+    }
+
+    fn desc_entries(&self) -> usize {
+        self.desc_entries
+    }
+
+    fn desc_spte(&self, desc: usize, i: usize) -> usize {
+        self.word(desc + self.desc_sptes + i * core::mem::size_of::<usize>())
+    }
+
+    fn desc_more(&self, desc: usize) -> usize {
+        self.word(desc + self.desc_more)
+    }
+
+    fn spte(&self, sptep: usize) -> &AtomicU64 {
+        // SAFETY: an address an rmap holds is a live, aligned SPTE in a
+        // shadow page (the type's invariant).  KVM changes SPTEs with
+        // atomic or WRITE_ONCE-style accesses of the whole u64 (the
+        // lockless fast page fault with a cmpxchg), so an atomic view of it
+        // races with nothing non-atomic.
+        unsafe { &*(sptep as *const AtomicU64) }
+    }
+}
+
+/// What serves one memslot under one `mmu_lock` write section.
+enum Walk {
+    /// The x86 TDP MMU or arm64 stage 2: their page tables.
+    Tables(TableWalk),
+    /// The x86 shadow MMU: the slot's rmaps.
+    Rmaps(RmapWalk),
+}
+
+/// The rmap walk of one memslot under one `mmu_lock` write section.
+struct RmapWalk {
+    walker: RmapWalker<KvmRmaps>,
+    /// A word whose first or last page a huge SPTE maps goes to KVM's
+    /// function (initially-set bitmaps, where KVM write-protects it).
+    huge_to_kvm: bool,
+}
+
+/// The page-table walk of one memslot under one `mmu_lock` write section.
+struct TableWalk {
     base_gfn: u64,
     addr: u64,
     /// x86: each entry whose W is cleared marks its page dirty.
@@ -90,6 +170,8 @@ pub(crate) struct WalkTally {
     leaf_tables: Cell<u64>,
     cleared: Cell<u64>,
     kvm_words: Cell<u64>,
+    rmap_words: Cell<u64>,
+    rmap_sptes: Cell<u64>,
 }
 
 fn bump(c: &Cell<u64>, n: u64) {
@@ -103,6 +185,8 @@ impl Drop for WalkTally {
         counters::add(Counter::KD_WALK_LEAF_TABLES, self.leaf_tables.get());
         counters::add(Counter::KD_WALK_CLEARED, self.cleared.get());
         counters::add(Counter::KD_WALK_KVM_WORDS, self.kvm_words.get());
+        counters::add(Counter::KD_WALK_RMAP_WORDS, self.rmap_words.get());
+        counters::add(Counter::KD_WALK_RMAP_SPTES, self.rmap_sptes.get());
     }
 }
 
@@ -160,30 +244,27 @@ impl<'a> Protector<'a> {
             self.begun = true;
             self.walk = begin(&self.locked);
         }
-        let Some(walk) = &mut self.walk else {
-            bump(&self.tally.kvm_words, 1);
-            self.locked.write_protect_masked(first_page, mask);
-            return;
-        };
-        let gfn = walk.base_gfn + first_page as u64;
-        let (addr, set_pfn_dirty) = (walk.addr, walk.set_pfn_dirty);
-        let mut huge = false;
-        for walker in walk.walkers.iter_mut().flatten() {
-            let done = walker.protect(gfn, mask as u64, |old| {
-                if set_pfn_dirty {
-                    // As clear_dirty_pt_masked(): the page was writable, so
-                    // it may have been written; tell the page cache.
-                    // SAFETY: plain call; KVM checks the pfn itself.
-                    unsafe { bindings::kd_set_pfn_dirty((old & addr) >> PAGE_SHIFT) }
+        let huge = match &mut self.walk {
+            None => {
+                bump(&self.tally.kvm_words, 1);
+                self.locked.write_protect_masked(first_page, mask);
+                return;
+            }
+            Some(Walk::Tables(walk)) => walk.protect(first_page, mask),
+            Some(Walk::Rmaps(walk)) => {
+                if walk.huge_to_kvm && walk.walker.huge_mapped(first_page as u64, mask as u64) {
+                    true
+                } else {
+                    walk.walker.protect(first_page as u64, mask as u64);
+                    false
                 }
-            });
-            huge |= done.huge;
-        }
-        if huge && walk.huge_to_kvm {
+            }
+        };
+        if huge {
             // KVM splits or write-protects the huge page, and may drop
             // mmu_lock and sleep to allocate while it does: the walk's
             // tables are forgotten and its RCU section left first, then
-            // taken up again from the roots.
+            // taken up again from the roots (or the rmaps).
             if let Some(walk) = self.walk.take() {
                 end(walk, self.tally);
             }
@@ -194,8 +275,90 @@ impl<'a> Protector<'a> {
     }
 }
 
-/// The walk of `locked`'s memslot, if the module's walk can serve it now.
+impl TableWalk {
+    /// Clears W on the 4K leaves of the mask's pages; true if a huge leaf
+    /// maps one of them and KVM's function must see the word.
+    fn protect(&mut self, first_page: usize, mask: usize) -> bool {
+        let gfn = self.base_gfn + first_page as u64;
+        let (addr, set_pfn_dirty) = (self.addr, self.set_pfn_dirty);
+        let mut huge = false;
+        for walker in self.walkers.iter_mut().flatten() {
+            let done = walker.protect(gfn, mask as u64, |old| {
+                if set_pfn_dirty {
+                    // As clear_dirty_pt_masked(): the page was writable, so
+                    // it may have been written; tell the page cache.
+                    // SAFETY: plain call; KVM checks the pfn itself.
+                    unsafe { bindings::kd_set_pfn_dirty((old & addr) >> PAGE_SHIFT) }
+                }
+            });
+            huge |= done.huge;
+        }
+        huge && self.huge_to_kvm
+    }
+}
+
+/// The walk of `locked`'s memslot, if one of the module's walks can serve
+/// it now.
 fn begin(locked: &MmuLocked<'_>) -> Option<Walk> {
+    begin_tables(locked)
+        .map(Walk::Tables)
+        .or_else(|| begin_rmaps(locked).map(Walk::Rmaps))
+}
+
+/// The rmap walk of `locked`'s memslot, if it can serve it now.
+fn begin_rmaps(locked: &MmuLocked<'_>) -> Option<RmapWalk> {
+    let (kvm, slot) = locked.raw();
+    let mut info = bindings::kd_rmap_walk {
+        rmap: [core::ptr::null_mut(); LEVELS],
+        entries: [0; LEVELS],
+        present: 0,
+        writable: 0,
+        many: 0,
+        desc_more: 0,
+        desc_sptes: 0,
+        desc_entries: 0,
+        base_gfn: 0,
+        huge_to_kvm: true,
+    };
+    // SAFETY: live VM and slot (MmuLocked's borrow of the slots_lock
+    // section), mmu_lock held for write as kernel/0010 asserts.
+    if !unsafe { bindings::kd_rmap_walk_begin(kvm, slot, &mut info) } {
+        return None;
+    }
+    let mut heads = [NonNull::dangling(); LEVELS];
+    for (head, &rmap) in heads.iter_mut().zip(&info.rmap) {
+        *head = NonNull::new(rmap.cast::<AtomicUsize>())?;
+    }
+    let word = core::mem::size_of::<usize>() as u32;
+    // The shim's layout facts, checked rather than trusted: a wrong one
+    // would read outside the descriptors.
+    if info.many != 1
+        || info.desc_entries == 0
+        || info.desc_more % word != 0
+        || info.desc_sptes % word != 0
+    {
+        return None;
+    }
+    let rmaps = KvmRmaps {
+        heads,
+        entries: info.entries.map(|n| n as usize),
+        desc_more: info.desc_more as usize,
+        desc_sptes: info.desc_sptes as usize,
+        desc_entries: info.desc_entries as usize,
+    };
+    let bits = RmapBits {
+        present: info.present,
+        writable: info.writable,
+        many: info.many as usize,
+    };
+    Some(RmapWalk {
+        walker: RmapWalker::new(rmaps, bits, info.base_gfn),
+        huge_to_kvm: info.huge_to_kvm,
+    })
+}
+
+/// The page-table walk of `locked`'s memslot, if it can serve it now.
+fn begin_tables(locked: &MmuLocked<'_>) -> Option<TableWalk> {
     let (kvm, slot) = locked.raw();
     let mut info = bindings::kd_pt_walk {
         present: 0,
@@ -259,7 +422,7 @@ fn begin(locked: &MmuLocked<'_>) -> Option<Walk> {
             }
         }
     }
-    Some(Walk {
+    Some(TableWalk {
         base_gfn: info.base_gfn,
         addr: info.addr,
         set_pfn_dirty: info.set_pfn_dirty,
@@ -268,8 +431,19 @@ fn begin(locked: &MmuLocked<'_>) -> Option<Walk> {
     })
 }
 
-/// Tallies what `walk` did and leaves its RCU section.
+/// Tallies what `walk` did and leaves its RCU section (page tables).
 fn end(walk: Walk, tally: &WalkTally) {
+    let walk = match walk {
+        Walk::Tables(walk) => walk,
+        Walk::Rmaps(walk) => {
+            let stats = walk.walker.stats;
+            bump(&tally.words, stats.words);
+            bump(&tally.rmap_words, stats.words);
+            bump(&tally.rmap_sptes, stats.sptes);
+            bump(&tally.cleared, stats.cleared);
+            return;
+        }
+    };
     for w in walk.walkers.iter().flatten() {
         bump(&tally.words, w.stats.words);
         bump(&tally.steps, w.stats.steps);

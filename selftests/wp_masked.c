@@ -3,8 +3,9 @@
  * The masked write-protect of GET_DIRTY_LOG and CLEAR_DIRTY_LOG leaves
  * exactly the harvested pages non-writable, and a write to each faults and
  * is logged again (x86: the vCPU's pf_taken counts the faults).  Run on a VM
- * bound to kvm_dirty.ko (the module's own TDP MMU walk, rust/pt_walk.rs, or
- * KVM's function on other MMUs) and on KVM's C path: the same must hold.
+ * bound to kvm_dirty.ko (the module's own walk: of the TDP MMU's tables,
+ * rust/pt_walk.rs, or of the shadow MMU's rmaps, rust/rmap_walk.rs) and on
+ * KVM's C path: the same must hold.
  *
  * The slot starts 32 pages before a 2M boundary, so that its bitmap words
  * straddle leaf tables; the guest maps it with 4K pages.  Page sets of each
@@ -22,7 +23,8 @@
  *
  * Prints WP_MASKED mode=M pages=N rounds=R faults=F expect_cleared=E,
  * where E is how many 4K SPTEs the write-protects must have found writable
- * (kvm_dirty's walk_cleared on the TDP MMU walk).
+ * (kvm_dirty's walk_cleared: the TDP MMU walk, or the rmap walk on the shadow
+ * MMU).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -163,6 +163,8 @@ static const char *const kd_counter_names[KD_NR_COUNTERS] = {
 	[KD_WALK_CLEARED] = "walk_cleared",
 	[KD_WALK_KVM_WORDS] = "walk_kvm_words",
 	[KD_RING_MMU_SECTIONS] = "ring_mmu_sections",
+	[KD_WALK_RMAP_WORDS] = "walk_rmap_words",
+	[KD_WALK_RMAP_SPTES] = "walk_rmap_sptes",
 };
 
 static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
@@ -417,6 +419,35 @@ void kd_pt_walk_end(void)
 	rcu_read_unlock();
 }
 
+static_assert(KD_RMAP_LEVELS == KVM_DIRTY_RMAP_LEVELS);
+
+bool kd_rmap_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
+			struct kd_rmap_walk *walk)
+{
+	struct kvm_dirty_rmap_walk w;
+	int i;
+
+	/* SVM only, as the TDP MMU walk. */
+	if (!READ_ONCE(own_walk) || !boot_cpu_has(X86_FEATURE_SVM) ||
+	    !kvm_mmu_rmap_dirty_walk(kvm, slot, &w))
+		return false;
+	for (i = 0; i < KD_RMAP_LEVELS; i++) {
+		walk->rmap[i] = w.rmap[i];
+		walk->entries[i] = w.entries[i];
+	}
+	walk->present = w.present;
+	walk->writable = w.writable;
+	walk->many = w.many;
+	walk->desc_more = w.desc_more;
+	walk->desc_sptes = w.desc_sptes;
+	walk->desc_entries = w.desc_entries;
+	walk->base_gfn = slot->base_gfn;
+	/* The huge-page part of kvm_arch_mmu_enable_log_dirty_pt_masked(). */
+	walk->huge_to_kvm = kvm_dirty_log_manual_protect_and_init_set(kvm);
+	/* No RCU section: mmu_lock held for write keeps rmaps and SPTEs. */
+	return true;
+}
+
 bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable)
 {
 	struct kvm_dirty_spte_masks masks;
@@ -531,6 +562,12 @@ bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
 
 void kd_pt_walk_end(void)
 {
+}
+
+bool kd_rmap_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
+			struct kd_rmap_walk *walk)
+{
+	return false;	/* x86's shadow MMU only */
 }
 
 bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable)

@@ -74,17 +74,13 @@ if [ "$dl" = 0 ] && [ "$cl" = 0 ] && [ "$wa" = 0 ]; then
 	want_eq "bitmap marks" "$(delta before bitmap_marks)" 0
 fi
 # The masked write-protects of GET, CLEAR and the ring resets: the module's
-# own page-table walk where it serves (x86 TDP MMU, arm64 stage 2), KVM's
-# function on the shadow MMU.  dirty_log_test itself fails if a written
-# page goes unreported, i.e. if a protect was missed.
+# own walk, of the page tables (x86 TDP MMU, arm64 stage 2) or of the rmaps
+# (x86 shadow MMU).  dirty_log_test itself fails if a written page goes
+# unreported, i.e. if a protect was missed.
 echo "walk: words $(delta before walk_words) steps $(delta before walk_steps)" \
 	"leaf_tables $(delta before walk_leaf_tables) cleared $(delta before walk_cleared)" \
-	"kvm_words $(delta before walk_kvm_words)"
-case $(uname -m) in
-aarch64) walk=Y ;;
-*) walk=$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null) ;;
-esac
-[ "$(cat /sys/module/kvm_dirty/parameters/own_walk)" = Y ] || walk=N
+	"kvm_words $(delta before walk_kvm_words) rmap_words $(delta before walk_rmap_words)"
+walk=$(cat /sys/module/kvm_dirty/parameters/own_walk)
 if [ $((dl + cl + dr)) -gt 0 ]; then
 	if [ "$walk" = Y ]; then
 		want_gt "words the Rust walk write-protected" "$(delta before walk_words)" 0

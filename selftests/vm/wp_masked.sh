@@ -2,10 +2,11 @@
 # wp_masked.sh: the masked write-protect of GET_DIRTY_LOG and of
 # CLEAR_DIRTY_LOG leaves exactly the harvested pages non-writable, and a
 # write to each faults and is logged again (selftests/wp_masked.c, x86, both
-# MMUs), on the module and on KVM's C path.  On the TDP MMU (npt=1) the
-# module's own walk (rust/pt_walk.rs) must have served every word and cleared
-# W on exactly the SPTEs the test counted; on the shadow MMU KVM's function
-# serves (Documentation/design.rst).
+# MMUs), on the module and on KVM's C path.  The module's own walk must have
+# served every word and cleared W on exactly the SPTEs the test counted: of
+# the page tables on the TDP MMU (npt=1, rust/pt_walk.rs), of the rmaps on
+# the shadow MMU (npt=0, rust/rmap_walk.rs; the guest maps the slot with 4K
+# pages, so no huge SPTE sends a word to KVM's function).
 . /tests/lib.sh
 [ -d "$KD" ] || fail "kvm_dirty.ko is not loaded"
 npt=$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null)
@@ -20,23 +21,26 @@ run() {
 	[ -n "$cleared" ] || fail "wp_masked $*: no WP_MASKED line"
 	echo "walk: words $(delta before walk_words) steps $(delta before walk_steps)" \
 		"leaf_tables $(delta before walk_leaf_tables)" \
-		"cleared $(delta before walk_cleared) kvm_words $(delta before walk_kvm_words)"
+		"cleared $(delta before walk_cleared) kvm_words $(delta before walk_kvm_words)" \
+		"rmap_words $(delta before walk_rmap_words) rmap_sptes $(delta before walk_rmap_sptes)"
 }
 
 bind_vms 1
 for mode in "" -c; do
 	run $mode
+	want_eq "SPTEs the Rust walk write-protected ($mode)" \
+		"$(delta before walk_cleared)" "$cleared"
+	want_gt "words the Rust walk served ($mode)" "$(delta before walk_words)" 0
+	want_eq "words left to KVM's function ($mode)" \
+		"$(delta before walk_kvm_words)" 0
 	if [ "$npt" = Y ]; then
-		want_eq "SPTEs the Rust walk write-protected ($mode)" \
-			"$(delta before walk_cleared)" "$cleared"
-		want_gt "words the Rust walk served ($mode)" "$(delta before walk_words)" 0
-		want_eq "words left to KVM's function ($mode)" \
-			"$(delta before walk_kvm_words)" 0
+		want_eq "words the rmap walk served ($mode, TDP MMU)" \
+			"$(delta before walk_rmap_words)" 0
 	else
-		want_eq "words the Rust walk served ($mode, shadow MMU)" \
-			"$(delta before walk_words)" 0
-		want_gt "words left to KVM's function ($mode, shadow MMU)" \
-			"$(delta before walk_kvm_words)" 0
+		want_eq "words the rmap walk served ($mode, shadow MMU)" \
+			"$(delta before walk_rmap_words)" "$(delta before walk_words)"
+		want_gt "SPTEs the rmaps named ($mode, shadow MMU)" \
+			"$(delta before walk_rmap_sptes)" 0
 	fi
 done
 

@@ -18,3 +18,6 @@ pub mod wp_all_stage2;
 
 #[path = "../../../rust/pt_walk.rs"]
 pub mod pt_walk;
+
+#[path = "../../../rust/rmap_walk.rs"]
+pub mod rmap_walk;
