@@ -95,6 +95,11 @@ static uint64_t g_writes[MAX_VCPUS];
  * vCPU i owns pages i, i + n, i + 2n, ... and writes each one's first word
  * with a count of its own writes, which no two writes share, in passes of
  * a varying stride so the dirty set changes shape from round to round.
+ * Every pass writes each of its pages once, the pass number in the second
+ * word; before it does, it checks that the page still holds the previous
+ * pass's number.  The host's final check compares its copy with the slot,
+ * so it cannot see a write the guest's own memory lost (a write that went
+ * to a page the host then replaced, a stale mapping): this check does.
  */
 static void guest_code(uint32_t id)
 {
@@ -108,9 +113,14 @@ static void guest_code(uint32_t id)
 		for (k = 0; k < stride && !READ_ONCE(g_stop); k++)
 			for (j = k; j < g_pages_per_vcpu; j += stride) {
 				uint64_t page = j * g_nr_vcpus + id;
+				uint64_t *w = (uint64_t *)(GVA + page * g_page_size);
+				uint64_t seen = READ_ONCE(w[1]);
 
-				WRITE_ONCE(*(uint64_t *)(GVA + page * g_page_size),
-					   ++g_writes[id]);
+				__GUEST_ASSERT(seen == pass - 1,
+					       "vCPU %u: page %lu holds pass %lu, wrote %lu last",
+					       id, page, seen, pass - 1);
+				WRITE_ONCE(w[0], ++g_writes[id]);
+				WRITE_ONCE(w[1], pass);
 			}
 	}
 	GUEST_DONE();
