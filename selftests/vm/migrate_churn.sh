@@ -1,57 +1,10 @@
 #!/bin/sh
-# migrate_churn.sh MODE PATH: migrate.sh MODE PATH while L1's memory
-# management moves and remaps the guests' memory under KVM: every 200 ms
-# every transparent huge page is split (debugfs split_huge_pages) and the
-# memory compacted (compact_memory), and khugepaged collapses pages back
-# as fast as it can.  Each split, collapse and page move invalidates the
-# secondary MMU (mmu_notifier: KVM zaps the SPTEs) while the module
-# harvests and write-protects the same ranges; a write that lands in an old
-# page after its copy, or a SPTE left writable over a new one, is a lost
-# write that the migration's byte-for-byte check sees.  /proc/vmstat must
-# show the churn happened (splits and page migrations), or the test fails.
+# migrate_churn.sh MODE PATH: migrate.sh MODE PATH under memory churn
+# (churn.sh: THP splits, collapses and compaction move the guest's memory
+# while the module harvests and write-protects it).
 . /tests/lib.sh
 mode=$1 path=$2
 [ -n "$path" ] || fail "usage: migrate_churn.sh MODE PATH"
-thp=/sys/kernel/mm/transparent_hugepage
-split=/sys/kernel/debug/split_huge_pages
-[ -w $split ] || fail "no $split (CONFIG_TRANSPARENT_HUGEPAGE, debugfs)"
-vm() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
-k=$thp/khugepaged
-saved="$(sed 's/.*\[\(.*\)\].*/\1/' $thp/enabled) $(cat $k/scan_sleep_millisecs)
-	$(cat $k/alloc_sleep_millisecs) $(cat $k/pages_to_scan)"
-echo always > $thp/enabled
-echo 10 > $k/scan_sleep_millisecs
-echo 10 > $k/alloc_sleep_millisecs
-echo 8192 > $k/pages_to_scan
-splits0=$(vm thp_split_pmd) moved0=$(vm pgmigrate_success)
-collapsed0=$(vm thp_collapse_alloc)
-rm -f /tmp/churn.stop /tmp/churn.thp
-(
-	while [ ! -e /tmp/churn.stop ]; do
-		# The most anonymous THP memory seen just before a split.
-		awk '$1 == "AnonHugePages:" { print $2 }' /proc/meminfo >> /tmp/churn.thp
-		echo 1 > $split
-		echo 1 > /proc/sys/vm/compact_memory
-		sleep 0.2
-	done
-) &
-churn=$!
-/tests/migrate.sh "$mode" "$path"
-rc=$?
-touch /tmp/churn.stop
-wait $churn
-set -- $saved
-echo $1 > $thp/enabled
-echo $2 > $k/scan_sleep_millisecs
-echo $3 > $k/alloc_sleep_millisecs
-echo $4 > $k/pages_to_scan
-splits=$(($(vm thp_split_pmd) - splits0))
-moved=$(($(vm pgmigrate_success) - moved0))
-collapsed=$(($(vm thp_collapse_alloc) - collapsed0))
-thp_kb=$(sort -n /tmp/churn.thp | tail -1)
-echo "CHURN mode=$mode path=$path thp_split_pmd=$splits pgmigrate_success=$moved" \
-	"thp_collapse_alloc=$collapsed anon_thp_kb_max=$thp_kb"
-[ $rc = 0 ] || fail "migrate.sh $mode $path under memory churn"
-want_gt "huge page splits during the migration" "$splits" 0
-want_gt "collapses or page moves during the migration" "$((collapsed + moved))" 0
+/tests/churn.sh /tests/migrate.sh "$mode" "$path" ||
+	fail "migrate.sh $mode $path under memory churn"
 echo "PASS: migrate_churn.sh $mode $path"
