@@ -19,7 +19,8 @@
 # see the loss, exits 3 when the migration lost nothing.
 #
 # PATH: rust (VMs bound to kvm_dirty.ko: its counters must show it served
-# the syncs) or c (KVM's own paths: the module's counters must not move).
+# the syncs), c (KVM's own paths: the module's counters must not move) or
+# none (kvm_dirty.ko not loaded at all: vm-run --no-module).
 . /tests/lib.sh
 # Once more if it failed with the emulator issue of known-issues.rst (an
 # L2 vCPU on L1's state), at most twice: run_known.
@@ -30,12 +31,14 @@ if [ -z "$KD_MIGRATE_ONCE" ]; then
 	exit $rc
 fi
 mode=$1 path=$2 expect_loss=
+SOURCE_CORRUPTED="source memory corrupted, not a dirty-tracking loss"
 Q=/usr/bin/qemu-system-x86_64
 [ -x $Q ] || fail "no QEMU in the test VM (scripts/build-qemu)"
 case $path in
 rust) bind_vms 1 ;;
 c) bind_vms 0 ;;
-*) fail "PATH: rust or c" ;;
+none) [ ! -d "$KD" ] || fail "PATH none: kvm_dirty.ko is loaded" ;;
+*) fail "PATH: rust, c or none" ;;
 esac
 case $mode in
 bitmap) accel=kvm,dirty-wp-all=off ;;
@@ -153,7 +156,7 @@ while [ "$(sweeps src)" -lt 2 ]; do
 done
 echo "source guest running: $(sweeps src) x 16 sweeps in about $t s"
 
-snap before
+[ "$path" = none ] || snap before
 st=$(date +%s)
 mon_src "migrate_set_parameter max-bandwidth 1G"
 mon_src "migrate_set_parameter downtime-limit 2000"
@@ -177,9 +180,17 @@ done
 secs=$(($(date +%s) - st))
 [ "$status" = completed ] || die "migration $status"
 # A source whose vCPU stopped on a KVM error completes its migration too
-# (nothing more to copy), and the destination inherits its runstate.
+# (nothing more to copy), and the destination inherits its runstate.  It,
+# and a source guest that finds a stale page in its own memory, are the
+# source's memory going wrong under it, not a dirty page lost: harvesting
+# and write-protecting never write guest memory, and a lost dirty page
+# shows on the destination only.  Seen on KVM's C path too
+# (Documentation/known-issues.rst): said as such, and retried (run_known).
 grep -q 'KVM internal error' $w/src.out &&
-	die "the source's vCPU stopped on a KVM error during the migration"
+	die "the source's vCPU stopped on a KVM error during the migration" \
+		"($SOURCE_CORRUPTED)"
+grep -q BAD $w/src.con &&
+	die "the source guest found a stale page in its own memory ($SOURCE_CORRUPTED)"
 # The last 'info migrate' after completion: its figures.
 mon_src "info migrate"
 sleep 1
@@ -291,7 +302,7 @@ if [ "$path" = rust ]; then
 			"$(delta before wp_all_calls)" 0
 		;;
 	esac
-else
+elif [ "$path" = c ]; then
 	want_eq "GET_DIRTY_LOG served by the module" "$(delta before get_dirty_log)" 0
 	want_eq "ring resets served by the module" "$(delta before ring_resets)" 0
 	want_eq "write-protect-alls by the module" "$(delta before wp_all_calls)" 0
