@@ -50,7 +50,11 @@ vm: build
 bench:
 	scripts/bench
 
+# Instructions per call of CLEAR and manual GET, C against Rust (x86_64).
+profile: build
+	tools/tcg-profile/profile --npt $(or $(NPT),1)
+
 clean:
 	rm -rf out selftests/build tools/dirty-algos/target
 
-.PHONY: build run check check-full check-cold soak lint vm bench clean
+.PHONY: build run check check-full check-cold soak lint vm bench profile clean
