@@ -86,14 +86,16 @@ void kd_slots_unlock(struct kvm *kvm);
 
 /*
  * What the ioctls read of a VM, in one call (under TCG each call costs
- * about as much as the loads it wraps).  Asserts slots_lock, which keeps
- * every field stable until it is dropped.
+ * about as much as the loads it wraps).  With slots_lock held, which keeps
+ * every field stable until it is dropped (kd_memslot()'s reads check it).
  */
+struct kvm_dirty_vm;
 struct kd_vm_facts {
 	u32 nr_as_ids;		/* kvm_arch_nr_memslot_as_ids() */
 	u32 user_mem_slots;	/* KVM_USER_MEM_SLOTS */
 	bool use_dirty_bitmap;	/* kvm_use_dirty_bitmap() */
 	bool manual_protect;	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 */
+	struct kvm_dirty_vm *dirty_vm;	/* write-protect-all state */
 };
 void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts);
 
@@ -121,13 +123,21 @@ void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot);
 void kd_flush_tlbs(struct kvm *kvm);
 
 /*
- * The masked write-protect's own walk (rust/pt_walk.rs, rust/wp_masked.rs)
- * of the x86 TDP MMU or the arm64 stage 2, with mmu_lock held for write.
- * kd_pt_walk_begin() fills @walk (on x86 also entering an RCU read-side
- * section, as KVM's TDP MMU walks; kd_pt_walk_end() leaves it), or
- * returns false (the shadow MMU, nested guests, PML, own_walk=0...): then
- * KVM's function serves.
+ * The masked write-protect's own walks (rust/wp_masked.rs), with mmu_lock
+ * held for write.  kd_wp_walk_begin() says which walk serves the slot now
+ * and fills its description:
+ *   KD_WALK_TABLES  @pt, the x86 TDP MMU or the arm64 stage 2
+ *                   (rust/pt_walk.rs); on x86 it also entered an RCU
+ *                   read-side section, as KVM's TDP MMU walks do, which
+ *                   kd_pt_walk_end() leaves;
+ *   KD_WALK_RMAPS   @rm, the x86 shadow MMU's rmaps (rust/rmap_walk.rs,
+ *                   kernel/0010); nothing to end;
+ *   KD_WALK_NONE    neither (nested guests, PML, own_walk=0...): KVM's
+ *                   function serves.
  */
+#define KD_WALK_NONE	0
+#define KD_WALK_TABLES	1
+#define KD_WALK_RMAPS	2
 #define KD_PT_MAX_ROOTS 4
 struct kd_pt_walk {
 	u64 present;		/* set in every present entry */
@@ -146,16 +156,9 @@ struct kd_pt_walk {
 	u32 root_entries[KD_PT_MAX_ROOTS];
 	u64 *roots[KD_PT_MAX_ROOTS];
 };
-bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
-		      struct kd_pt_walk *walk);
 void kd_pt_walk_end(void);
 void kd_set_pfn_dirty(u64 pfn);
-/*
- * The masked write-protect's own walk of the x86 shadow MMU's rmaps
- * (rust/rmap_walk.rs), with mmu_lock held for write: kd_rmap_walk_begin()
- * fills @walk (kernel/0010: kvm_mmu_rmap_dirty_walk()), or returns false
- * (the TDP MMU, PML, arm64, own_walk=0...).  Nothing to end.
- */
+/* The x86 shadow MMU's rmaps (kernel/0010: kvm_mmu_rmap_dirty_walk()). */
 #define KD_RMAP_LEVELS 3
 struct kd_rmap_walk {
 	unsigned long *rmap[KD_RMAP_LEVELS];	/* the heads of 4K, 2M, 1G */
@@ -169,8 +172,9 @@ struct kd_rmap_walk {
 	u64 base_gfn;		/* the slot's first gfn */
 	bool huge_to_kvm;	/* initially set: a huge SPTE at a mask's edge */
 };
-bool kd_rmap_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
-			struct kd_rmap_walk *walk);
+/* Returns KD_WALK_NONE, KD_WALK_TABLES or KD_WALK_RMAPS. */
+int kd_wp_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
+		     struct kd_pt_walk *pt, struct kd_rmap_walk *rm);
 /* x86: whether the CPU has POPCNT (rust/popcnt.rs); false elsewhere. */
 bool kd_cpu_has_popcnt(void);
 
@@ -189,7 +193,6 @@ void kd_cond_resched(void);
  * views struct kvm_dirty_vm and struct kvm_dirty_table through #[repr(C)]
  * mirrors (VmWpState, TableWp); the shim checks the layouts at build time.
  */
-struct kvm_dirty_vm;
 struct kvm_dirty_table;
 struct kvm_dirty_vm *kd_vm_dirty_state(struct kvm *kvm);
 bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable);

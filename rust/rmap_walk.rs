@@ -34,7 +34,7 @@
 //! `core` only: this file builds in the kernel module and in the user-space
 //! test crate (`tools/dirty-algos`) unchanged.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Page sizes with rmaps: 4K, 2M, 1G (levels 1 to 3).
 pub const LEVELS: usize = 3;
@@ -67,6 +67,12 @@ pub trait Rmaps {
     fn desc_more(&self, desc: usize) -> usize;
     /// The SPTE at `sptep`, an address an rmap holds.
     fn spte(&self, sptep: usize) -> &AtomicU64;
+    /// The 64 heads of 4K pages `first..first + 64` as one slice, if the
+    /// array holds them all: a word's heads then cost a load each, with no
+    /// check per page.  `None` (the default): one [`Self::head`] per page.
+    fn heads_4k(&self, _first: usize) -> Option<&[AtomicUsize; 64]> {
+        None
+    }
 }
 
 impl<T: Rmaps> Rmaps for &T {
@@ -88,6 +94,10 @@ impl<T: Rmaps> Rmaps for &T {
 
     fn spte(&self, sptep: usize) -> &AtomicU64 {
         (**self).spte(sptep)
+    }
+
+    fn heads_4k(&self, first: usize) -> Option<&[AtomicUsize; 64]> {
+        (**self).heads_4k(first)
     }
 }
 
@@ -129,61 +139,35 @@ impl<R: Rmaps> RmapWalker<R> {
     pub fn protect(&mut self, first_page: u64, mask: u64) -> u32 {
         let mut cleared = 0;
         let mut left = mask;
-        self.stats.words += 1;
-        while left != 0 {
-            let page = first_page + u64::from(left.trailing_zeros());
-            left &= left - 1;
-            // The 4K array is indexed by the page's offset in the slot; the
-            // caller's pages are inside it, so `None` does not happen.
-            let Some(head) = self.rmaps.head(1, page as usize) else {
-                continue;
-            };
-            cleared += self.protect_head(head);
-        }
-        self.stats.cleared += u64::from(cleared);
-        cleared
-    }
-
-    /// Clears W on the SPTEs one head names, as KVM's for_each_rmap_spte():
-    /// the one SPTE, or each descriptor's entries up to its first 0.
-    fn protect_head(&mut self, head: usize) -> u32 {
-        if head == 0 {
-            return 0;
-        }
-        if head & self.bits.many == 0 {
-            return self.clear_w(head);
-        }
-        let mut cleared = 0;
-        let mut desc = head & !self.bits.many;
-        while desc != 0 {
-            for i in 0..self.rmaps.desc_entries() {
-                let sptep = self.rmaps.desc_spte(desc, i);
-                if sptep == 0 {
-                    break;
+        let (rmaps, bits, stats) = (&self.rmaps, &self.bits, &mut self.stats);
+        stats.words += 1;
+        if let Some(heads) = rmaps.heads_4k(first_page as usize) {
+            while left != 0 {
+                // Below 64: `left` is a u64 and not 0.
+                let i = left.trailing_zeros() as usize & 63;
+                left &= left - 1;
+                let head = heads[i].load(Ordering::Relaxed);
+                // No call for a page nothing maps: the common case of a
+                // never-mapped or unmapped range.
+                if head != 0 {
+                    cleared += protect_head(rmaps, bits, stats, head);
                 }
-                cleared += self.clear_w(sptep);
             }
-            desc = self.rmaps.desc_more(desc);
+        } else {
+            while left != 0 {
+                let page = first_page + u64::from(left.trailing_zeros());
+                left &= left - 1;
+                // The 4K array is indexed by the page's offset in the slot;
+                // the caller's pages are inside it, so `None` does not
+                // happen.
+                let Some(head) = rmaps.head(1, page as usize) else {
+                    continue;
+                };
+                cleared += protect_head(rmaps, bits, stats, head);
+            }
         }
+        stats.cleared += u64::from(cleared);
         cleared
-    }
-
-    /// Clears W on one SPTE; 1 if this call cleared it.
-    fn clear_w(&mut self, sptep: usize) -> u32 {
-        self.stats.sptes += 1;
-        let spte = self.rmaps.spte(sptep);
-        let w = self.bits.writable;
-        // A plain load first: SPTEs already without W cost no locked write.
-        let now = spte.load(Ordering::Relaxed);
-        if now & self.bits.present == 0 || now & w == 0 {
-            return 0;
-        }
-        // The lockless fast page fault may set W at the same time (never
-        // clear it), and the CPU may set A or D: an atomic AND keeps their
-        // bits.  Fully ordered like atomic64_fetch_and(): the TLB flush after
-        // the harvest must see W gone.
-        let old = spte.fetch_and(!w, Ordering::SeqCst);
-        u32::from(old & w != 0)
     }
 
     /// Whether an SPTE above 4K (2M, 1G) maps the first or the last page of
@@ -208,4 +192,46 @@ impl<R: Rmaps> RmapWalker<R> {
         let shift = LEVEL_BITS * (level as u32 - 1);
         ((gfn >> shift) - (self.base_gfn >> shift)) as usize
     }
+}
+
+/// Clears W on the SPTEs one head names, as KVM's for_each_rmap_spte(): the
+/// one SPTE, or each descriptor's entries up to its first 0.
+fn protect_head<R: Rmaps>(rmaps: &R, bits: &RmapBits, stats: &mut RmapStats, head: usize) -> u32 {
+    if head == 0 {
+        return 0;
+    }
+    if head & bits.many == 0 {
+        return clear_w(rmaps, bits, stats, head);
+    }
+    let mut cleared = 0;
+    let mut desc = head & !bits.many;
+    while desc != 0 {
+        for i in 0..rmaps.desc_entries() {
+            let sptep = rmaps.desc_spte(desc, i);
+            if sptep == 0 {
+                break;
+            }
+            cleared += clear_w(rmaps, bits, stats, sptep);
+        }
+        desc = rmaps.desc_more(desc);
+    }
+    cleared
+}
+
+/// Clears W on one SPTE; 1 if this call cleared it.
+fn clear_w<R: Rmaps>(rmaps: &R, bits: &RmapBits, stats: &mut RmapStats, sptep: usize) -> u32 {
+    stats.sptes += 1;
+    let spte = rmaps.spte(sptep);
+    let w = bits.writable;
+    // A plain load first: SPTEs already without W cost no locked write.
+    let now = spte.load(Ordering::Relaxed);
+    if now & bits.present == 0 || now & w == 0 {
+        return 0;
+    }
+    // The lockless fast page fault may set W at the same time (never clear
+    // it), and the CPU may set A or D: an atomic AND keeps their bits.
+    // Fully ordered like atomic64_fetch_and(): the TLB flush after the
+    // harvest must see W gone.
+    let old = spte.fetch_and(!w, Ordering::SeqCst);
+    u32::from(old & w != 0)
 }

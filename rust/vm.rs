@@ -4,7 +4,8 @@
 //!
 //! All the unsafe code that touches KVM state is here.  The invariant that
 //! makes it sound is established once, by [`SlotsLocked::new`]: the caller
-//! holds `kvm->slots_lock` (asserted through lockdep) for as long as the view
+//! holds `kvm->slots_lock` (checked by lockdep in
+//! `__kvm_memslots()`) for as long as the view
 //! lives, so memslots cannot be deleted, moved or have their bitmaps freed.
 
 use crate::bindings;
@@ -35,6 +36,7 @@ impl SlotsLocked<'_> {
             user_mem_slots: 0,
             use_dirty_bitmap: false,
             manual_protect: false,
+            dirty_vm: core::ptr::null_mut(),
         };
         // SAFETY: `kvm` is live and its slots_lock held (caller's contract,
         // asserted by the shim through lockdep).
@@ -63,8 +65,8 @@ impl SlotsLocked<'_> {
     /// False when the VM asked GET/CLEAR_DIRTY_LOG and ring resets not to
     /// write-protect what they harvest (it uses write-protect-all).
     pub(crate) fn harvest_protects(&self) -> bool {
-        // SAFETY: live VM.
-        !unsafe { crate::wp_all_tdp::harvest_without_wp(self.raw()) }
+        // SAFETY: the shim's pointer into this VM, which outlives the view.
+        !unsafe { crate::wp_all_tdp::harvest_without_wp(self.facts.dirty_vm) }
     }
 
     pub(crate) fn nr_address_spaces(&self) -> u32 {

@@ -72,15 +72,17 @@ pub(crate) unsafe fn vm_state<'a>(kvm: *mut bindings::kvm) -> &'a VmWpState {
     unsafe { &*bindings::kd_vm_dirty_state(kvm).cast::<VmWpState>() }
 }
 
-/// Whether GET/CLEAR_DIRTY_LOG and ring resets of `kvm` skip the per-page
+/// Whether GET/CLEAR_DIRTY_LOG and ring resets skip the per-page
 /// write-protect (the VM asked for it with the capability's flag).
 ///
 /// # Safety
 ///
-/// `kvm` is a live VM.
-pub(crate) unsafe fn harvest_without_wp(kvm: *mut bindings::kvm) -> bool {
-    // SAFETY: live VM (caller).
-    unsafe { vm_state(kvm) }.flags.load(Ordering::Acquire) & VM_NO_HARVEST_WP != 0
+/// `state` is a live VM's `kvm->dirty_vm` (`kd_vm_facts()` gives it).
+pub(crate) unsafe fn harvest_without_wp(state: *mut bindings::kvm_dirty_vm) -> bool {
+    // SAFETY: caller's contract; laid out as VmWpState (asserted by the
+    // shim), accessed atomically only.
+    let state = unsafe { &*state.cast::<VmWpState>() };
+    state.flags.load(Ordering::Acquire) & VM_NO_HARVEST_WP != 0
 }
 
 /// One page table's state and entries.

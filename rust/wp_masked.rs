@@ -21,6 +21,7 @@ use crate::pt_walk::{EntryBits, Tables, Walker, MAX_LEVEL};
 use crate::rmap_walk::{RmapBits, RmapWalker, Rmaps, LEVELS};
 use crate::vm::MmuLocked;
 use core::cell::Cell;
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -120,6 +121,21 @@ impl Rmaps for KvmRmaps {
         self.word(desc + self.desc_more)
     }
 
+    fn heads_4k(&self, first: usize) -> Option<&[AtomicUsize; 64]> {
+        if first.checked_add(64)? > self.entries[0] {
+            return None;
+        }
+        // SAFETY: heads `first..first + 64` are inside the slot's 4K array
+        // (checked above; the type's invariant), aligned `unsigned long`s
+        // that KVM writes only under the `mmu_lock` we hold for write.
+        Some(unsafe {
+            &*self.heads[0]
+                .as_ptr()
+                .add(first)
+                .cast::<[AtomicUsize; 64]>()
+        })
+    }
+
     fn spte(&self, sptep: usize) -> &AtomicU64 {
         // SAFETY: an address an rmap holds is a live, aligned SPTE in a
         // shadow page (the type's invariant).  KVM changes SPTEs with
@@ -156,7 +172,25 @@ struct TableWalk {
     /// protect with initially-set bitmaps, where KVM splits or
     /// write-protects it; arm64: always, KVM write-protects blocks).
     huge_to_kvm: bool,
-    walkers: [Option<Walker<KvmTables>>; MAX_ROOTS],
+    /// The first `nr_walkers` are initialized, one per root.
+    walkers: [MaybeUninit<Walker<KvmTables>>; MAX_ROOTS],
+    nr_walkers: usize,
+}
+
+impl TableWalk {
+    fn walkers(&self) -> &[Walker<KvmTables>] {
+        let n = self.nr_walkers.min(MAX_ROOTS);
+        // SAFETY: `tables()` initialized the first `nr_walkers` (at most
+        // MAX_ROOTS) and nothing uninitializes them; MaybeUninit<T> has
+        // T's layout.
+        unsafe { core::slice::from_raw_parts(self.walkers.as_ptr().cast(), n) }
+    }
+
+    fn walkers_mut(&mut self) -> &mut [Walker<KvmTables>] {
+        let n = self.nr_walkers.min(MAX_ROOTS);
+        // SAFETY: as `walkers()`, borrowed mutably from `self`.
+        unsafe { core::slice::from_raw_parts_mut(self.walkers.as_mut_ptr().cast(), n) }
+    }
 }
 
 /// What the walks and KVM's function served, added to the counters once
@@ -242,7 +276,7 @@ impl<'a> Protector<'a> {
     fn protect_slow(&mut self, first_page: usize, mask: usize) {
         if !self.begun {
             self.begun = true;
-            self.walk = begin(&self.locked);
+            begin(&self.locked, &mut self.walk);
         }
         let huge = match &mut self.walk {
             None => {
@@ -265,12 +299,10 @@ impl<'a> Protector<'a> {
             // mmu_lock and sleep to allocate while it does: the walk's
             // tables are forgotten and its RCU section left first, then
             // taken up again from the roots (or the rmaps).
-            if let Some(walk) = self.walk.take() {
-                end(walk, self.tally);
-            }
+            end(&mut self.walk, self.tally);
             bump(&self.tally.kvm_words, 1);
             self.locked.write_protect_masked(first_page, mask);
-            self.walk = begin(&self.locked);
+            begin(&self.locked, &mut self.walk);
         }
     }
 }
@@ -282,7 +314,7 @@ impl TableWalk {
         let gfn = self.base_gfn + first_page as u64;
         let (addr, set_pfn_dirty) = (self.addr, self.set_pfn_dirty);
         let mut huge = false;
-        for walker in self.walkers.iter_mut().flatten() {
+        for walker in self.walkers_mut() {
             let done = walker.protect(gfn, mask as u64, |old| {
                 if set_pfn_dirty {
                     // As clear_dirty_pt_masked(): the page was writable, so
@@ -297,18 +329,32 @@ impl TableWalk {
     }
 }
 
-/// The walk of `locked`'s memslot, if one of the module's walks can serve
-/// it now.
-fn begin(locked: &MmuLocked<'_>) -> Option<Walk> {
-    begin_tables(locked)
-        .map(Walk::Tables)
-        .or_else(|| begin_rmaps(locked).map(Walk::Rmaps))
-}
-
-/// The rmap walk of `locked`'s memslot, if it can serve it now.
-fn begin_rmaps(locked: &MmuLocked<'_>) -> Option<RmapWalk> {
+/// Sets `walk` to the walk of `locked`'s memslot, if one of the module's
+/// walks can serve it now (else `None`): one call into the shim, which says
+/// which and describes it.  In place: a `Walk` is about 1 KiB (four
+/// walkers), and under TCG each move of one (a `memcpy`) cost more than the
+/// rest of a never-mapped CLEAR's walk (tools/tcg-profile).
+fn begin(locked: &MmuLocked<'_>, walk: &mut Option<Walk>) {
+    *walk = None;
     let (kvm, slot) = locked.raw();
-    let mut info = bindings::kd_rmap_walk {
+    let mut pt = bindings::kd_pt_walk {
+        present: 0,
+        writable: 0,
+        table_mask: 0,
+        table_bits: 0,
+        addr: 0,
+        addr_hi: 0,
+        addr_hi_shift: 0,
+        page_offset: 0,
+        base_gfn: 0,
+        set_pfn_dirty: false,
+        huge_to_kvm: true,
+        nr_roots: 0,
+        root_levels: [0; MAX_ROOTS],
+        root_entries: [0; MAX_ROOTS],
+        roots: [core::ptr::null_mut(); MAX_ROOTS],
+    };
+    let mut rm = bindings::kd_rmap_walk {
         rmap: [core::ptr::null_mut(); LEVELS],
         entries: [0; LEVELS],
         present: 0,
@@ -321,10 +367,23 @@ fn begin_rmaps(locked: &MmuLocked<'_>) -> Option<RmapWalk> {
         huge_to_kvm: true,
     };
     // SAFETY: live VM and slot (MmuLocked's borrow of the slots_lock
-    // section), mmu_lock held for write as kernel/0010 asserts.
-    if !unsafe { bindings::kd_rmap_walk_begin(kvm, slot, &mut info) } {
-        return None;
+    // section), mmu_lock held for write as kernel/0009 and kernel/0010
+    // assert; for KD_WALK_TABLES the shim entered (x86) an RCU read section
+    // that `end` (or `tables`, refusing) leaves.
+    let kind = unsafe { bindings::kd_wp_walk_begin(kvm, slot, &mut pt, &mut rm) };
+    match u32::try_from(kind) {
+        Ok(bindings::KD_WALK_TABLES) => tables(&pt, walk),
+        Ok(bindings::KD_WALK_RMAPS) => {
+            if let Some(r) = rmaps(&rm) {
+                *walk = Some(Walk::Rmaps(r));
+            }
+        }
+        _ => {}
     }
+}
+
+/// The rmap walk the shim described, if its layout facts hold.
+fn rmaps(info: &bindings::kd_rmap_walk) -> Option<RmapWalk> {
     let mut heads = [NonNull::dangling(); LEVELS];
     for (head, &rmap) in heads.iter_mut().zip(&info.rmap) {
         *head = NonNull::new(rmap.cast::<AtomicUsize>())?;
@@ -357,32 +416,9 @@ fn begin_rmaps(locked: &MmuLocked<'_>) -> Option<RmapWalk> {
     })
 }
 
-/// The page-table walk of `locked`'s memslot, if it can serve it now.
-fn begin_tables(locked: &MmuLocked<'_>) -> Option<TableWalk> {
-    let (kvm, slot) = locked.raw();
-    let mut info = bindings::kd_pt_walk {
-        present: 0,
-        writable: 0,
-        table_mask: 0,
-        table_bits: 0,
-        addr: 0,
-        addr_hi: 0,
-        addr_hi_shift: 0,
-        page_offset: 0,
-        base_gfn: 0,
-        set_pfn_dirty: false,
-        huge_to_kvm: true,
-        nr_roots: 0,
-        root_levels: [0; MAX_ROOTS],
-        root_entries: [0; MAX_ROOTS],
-        roots: [core::ptr::null_mut(); MAX_ROOTS],
-    };
-    // SAFETY: live VM and slot (MmuLocked's borrow of the slots_lock
-    // section), mmu_lock held for write as kernel/0009 asserts; on true the
-    // shim entered (x86) an RCU read section that `end` leaves.
-    if !unsafe { bindings::kd_pt_walk_begin(kvm, slot, &mut info) } {
-        return None;
-    }
+/// Sets `walk` to the page-table walk the shim described, if its roots have
+/// a shape the walker knows; else leaves the RCU section the shim entered.
+fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
     let tables = KvmTables {
         addr: info.addr,
         addr_hi: info.addr_hi,
@@ -395,70 +431,82 @@ fn begin_tables(locked: &MmuLocked<'_>) -> Option<TableWalk> {
         table_mask: info.table_mask,
         table_bits: info.table_bits,
     };
-    let mut walkers = [const { None }; MAX_ROOTS];
     let roots = info.nr_roots as usize;
-    if roots > MAX_ROOTS {
-        // SAFETY: leaves the RCU section kd_pt_walk_begin() entered.
-        unsafe { bindings::kd_pt_walk_end() };
-        return None;
-    }
-    for (i, w) in walkers.iter_mut().enumerate().take(roots) {
-        let level = info.root_levels[i] as usize;
-        let entries = info.root_entries[i];
-        let root = NonNull::new(info.roots[i].cast::<AtomicU64>());
+    // Written where it lives, its walkers' array left uninitialized: an
+    // array of `None`s is zeroed whole and one built first is moved, either
+    // a `memset` or `memcpy` of about 1 KiB per section (tools/tcg-profile).
+    let Walk::Tables(table_walk) = walk.insert(Walk::Tables(TableWalk {
+        base_gfn: info.base_gfn,
+        addr: info.addr,
+        set_pfn_dirty: info.set_pfn_dirty,
+        huge_to_kvm: info.huge_to_kvm,
+        walkers: [const { MaybeUninit::uninit() }; MAX_ROOTS],
+        nr_walkers: 0,
+    })) else {
+        unreachable!()
+    };
+    for i in 0..roots.min(MAX_ROOTS + 1) {
+        let level = info.root_levels.get(i).map_or(0, |&l| l as usize);
+        let entries = info.root_entries.get(i).copied().unwrap_or(0);
+        let root = info
+            .roots
+            .get(i)
+            .and_then(|&r| NonNull::new(r.cast::<AtomicU64>()));
         // The shim checked these; a walker with a wrong shape would walk
         // out of its tables, so check again rather than trust, and leave
         // every word to KVM rather than skip a root.
         let shape_ok =
             (2..=MAX_LEVEL).contains(&level) && entries.is_power_of_two() && entries >= ENTRIES;
-        match (root, shape_ok) {
-            (Some(root), true) => {
-                *w = Some(Walker::new(tables, bits, root, level, entries as usize))
+        match root {
+            Some(root) if shape_ok && i < MAX_ROOTS => {
+                table_walk.walkers[i].write(Walker::new(
+                    tables,
+                    bits,
+                    root,
+                    level,
+                    entries as usize,
+                ));
+                table_walk.nr_walkers = i + 1;
             }
             _ => {
-                // SAFETY: leaves the RCU section kd_pt_walk_begin() entered.
+                *walk = None;
+                // SAFETY: leaves the RCU section kd_wp_walk_begin() entered.
                 unsafe { bindings::kd_pt_walk_end() };
-                return None;
+                return;
             }
         }
     }
-    Some(TableWalk {
-        base_gfn: info.base_gfn,
-        addr: info.addr,
-        set_pfn_dirty: info.set_pfn_dirty,
-        huge_to_kvm: info.huge_to_kvm,
-        walkers,
-    })
 }
 
-/// Tallies what `walk` did and leaves its RCU section (page tables).
-fn end(walk: Walk, tally: &WalkTally) {
-    let walk = match walk {
-        Walk::Tables(walk) => walk,
-        Walk::Rmaps(walk) => {
-            let stats = walk.walker.stats;
+/// Tallies what `walk` did, leaves its RCU section (page tables) and sets
+/// it to `None`; by reference, as `begin`.
+fn end(walk: &mut Option<Walk>, tally: &WalkTally) {
+    match walk {
+        None => return,
+        Some(Walk::Rmaps(w)) => {
+            let stats = &w.walker.stats;
             bump(&tally.words, stats.words);
             bump(&tally.rmap_words, stats.words);
             bump(&tally.rmap_sptes, stats.sptes);
             bump(&tally.cleared, stats.cleared);
-            return;
         }
-    };
-    for w in walk.walkers.iter().flatten() {
-        bump(&tally.words, w.stats.words);
-        bump(&tally.steps, w.stats.steps);
-        bump(&tally.leaf_tables, w.stats.leaf_tables);
-        bump(&tally.cleared, w.stats.cleared);
+        Some(Walk::Tables(w)) => {
+            for w in w.walkers() {
+                bump(&tally.words, w.stats.words);
+                bump(&tally.steps, w.stats.steps);
+                bump(&tally.leaf_tables, w.stats.leaf_tables);
+                bump(&tally.cleared, w.stats.cleared);
+            }
+            // SAFETY: leaves the RCU read section kd_wp_walk_begin()
+            // entered for this walk.
+            unsafe { bindings::kd_pt_walk_end() };
+        }
     }
-    // SAFETY: leaves the RCU read section kd_pt_walk_begin() entered for
-    // this walk.
-    unsafe { bindings::kd_pt_walk_end() };
+    *walk = None;
 }
 
 impl Drop for Protector<'_> {
     fn drop(&mut self) {
-        if let Some(walk) = self.walk.take() {
-            end(walk, self.tally);
-        }
+        end(&mut self.walk, self.tally);
     }
 }

@@ -10,7 +10,7 @@ mod common;
 use common::Rng;
 
 use dirty_algos::rmap_walk::*;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 const EXT: usize = 14;
 const PRESENT: u64 = 1 << 11;
@@ -142,13 +142,70 @@ fn expect(m: &Model, before: &[u64], first_page: usize, mask: u64) -> (Vec<u64>,
     (want, cleared)
 }
 
+/// The model with its 4K heads also as one atomic array, as the kernel's
+/// rmaps are: [`Rmaps::heads_4k`] serves whole words from it.
+/// Without `rows`, the model alone (one head at a time).
+struct Rows<'a> {
+    m: &'a Model,
+    heads: Vec<AtomicUsize>,
+    rows: bool,
+}
+
+impl<'a> Rows<'a> {
+    fn new(m: &'a Model, rows: bool) -> Self {
+        let heads = m.heads[0].iter().map(|&h| AtomicUsize::new(h)).collect();
+        Rows { m, heads, rows }
+    }
+}
+
+impl Rmaps for Rows<'_> {
+    fn head(&self, level: usize, index: usize) -> Option<usize> {
+        self.m.head(level, index)
+    }
+
+    fn desc_entries(&self) -> usize {
+        self.m.desc_entries()
+    }
+
+    fn desc_spte(&self, desc: usize, i: usize) -> usize {
+        self.m.desc_spte(desc, i)
+    }
+
+    fn desc_more(&self, desc: usize) -> usize {
+        self.m.desc_more(desc)
+    }
+
+    fn spte(&self, sptep: usize) -> &AtomicU64 {
+        self.m.spte(sptep)
+    }
+
+    fn heads_4k(&self, first: usize) -> Option<&[AtomicUsize; 64]> {
+        if !self.rows {
+            return None;
+        }
+        self.heads
+            .get(first..first.checked_add(64)?)?
+            .try_into()
+            .ok()
+    }
+}
+
 #[test]
 fn protects_exactly_the_masked_pages() {
+    protects_exactly(false);
+}
+
+#[test]
+fn protects_exactly_the_masked_pages_by_rows() {
+    protects_exactly(true);
+}
+
+fn protects_exactly(rows: bool) {
     let mut rng = Rng(0x5eed_0001);
     for round in 0..40 {
         let words = 1 + (rng.next() % 16) as usize;
         let m = Model::new(&mut rng, words * 64);
-        let mut walker = RmapWalker::new(&m, BITS, 0x1_0000 + round);
+        let mut walker = RmapWalker::new(Rows::new(&m, rows), BITS, 0x1_0000 + round);
         let (mut sptes, mut cleared) = (0, 0);
         for word in 0..words {
             let mask = rng.word() as u64;
