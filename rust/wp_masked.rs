@@ -445,20 +445,17 @@ fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
     })) else {
         unreachable!()
     };
-    for i in 0..roots.min(MAX_ROOTS + 1) {
-        let level = info.root_levels.get(i).map_or(0, |&l| l as usize);
-        let entries = info.root_entries.get(i).copied().unwrap_or(0);
-        let root = info
-            .roots
-            .get(i)
-            .and_then(|&r| NonNull::new(r.cast::<AtomicU64>()));
+    let mut ok = roots <= MAX_ROOTS;
+    for i in 0..roots.min(MAX_ROOTS) {
+        let level = info.root_levels[i] as usize;
+        let entries = info.root_entries[i];
         // The shim checked these; a walker with a wrong shape would walk
         // out of its tables, so check again rather than trust, and leave
         // every word to KVM rather than skip a root.
         let shape_ok =
             (2..=MAX_LEVEL).contains(&level) && entries.is_power_of_two() && entries >= ENTRIES;
-        match root {
-            Some(root) if shape_ok && i < MAX_ROOTS => {
+        match NonNull::new(info.roots[i].cast::<AtomicU64>()) {
+            Some(root) if shape_ok => {
                 table_walk.walkers[i].write(Walker::new(
                     tables,
                     bits,
@@ -468,13 +465,13 @@ fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
                 ));
                 table_walk.nr_walkers = i + 1;
             }
-            _ => {
-                *walk = None;
-                // SAFETY: leaves the RCU section kd_wp_walk_begin() entered.
-                unsafe { bindings::kd_pt_walk_end() };
-                return;
-            }
+            _ => ok = false,
         }
+    }
+    if !ok {
+        *walk = None;
+        // SAFETY: leaves the RCU section kd_wp_walk_begin() entered.
+        unsafe { bindings::kd_pt_walk_end() };
     }
 }
 
