@@ -4,9 +4,8 @@
 //!
 //! All the unsafe code that touches KVM state is here.  The invariant that
 //! makes it sound is established once, by [`SlotsLocked::new`]: the caller
-//! holds `kvm->slots_lock` (checked by lockdep in
-//! `__kvm_memslots()`) for as long as the view
-//! lives, so memslots cannot be deleted, moved or have their bitmaps freed.
+//! holds `kvm->slots_lock` (checked by lockdep in `__kvm_memslots()`) for
+//! as long as the view lives, so memslots cannot be deleted, moved or have their bitmaps freed.
 
 use crate::bindings;
 use crate::ring::{DirtyGfn, RingState};
@@ -39,7 +38,7 @@ impl SlotsLocked<'_> {
             dirty_vm: core::ptr::null_mut(),
         };
         // SAFETY: `kvm` is live and its slots_lock held (caller's contract,
-        // asserted by the shim through lockdep).
+        // checked by lockdep where KVM reads the memslots).
         unsafe { bindings::kd_vm_facts(kvm.as_ptr(), &mut facts) };
         SlotsLocked {
             kvm,
