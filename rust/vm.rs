@@ -5,7 +5,8 @@
 //! All the unsafe code that touches KVM state is here.  The invariant that
 //! makes it sound is established once, by [`SlotsLocked::new`]: the caller
 //! holds `kvm->slots_lock` (checked by lockdep in `__kvm_memslots()`) for
-//! as long as the view lives, so memslots cannot be deleted, moved or have their bitmaps freed.
+//! as long as the view lives, so memslots cannot be deleted, moved or have
+//! their bitmaps freed.
 
 use crate::bindings;
 use crate::ring::{DirtyGfn, RingState};
