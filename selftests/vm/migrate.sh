@@ -161,8 +161,12 @@ st=$(date +%s)
 mon_src "migrate_set_parameter max-bandwidth 1G"
 mon_src "migrate_set_parameter downtime-limit 2000"
 mon_src "migrate -d exec:cat>$w/stream"
-# Until the source says completed (or failed), at most 600 s.
-status=
+# Until the source says completed (or failed), at most 600 s.  A guest that
+# dirties faster than the stream sends never converges within 2 s of
+# downtime: on a loaded host the nested stream drops to ~70 Mbit/s against
+# ~10 MB/s of dirtying.  After 90 s the limit goes to 60 s, so the migration
+# ends; what this test checks is the copy, not the convergence.
+status= raised= next=30
 t=0
 while :; do
 	mon_src "info migrate"
@@ -171,10 +175,18 @@ while :; do
 	case $status in completed | failed | cancelled) break ;; esac
 	kill -0 $src 2>/dev/null || die "source QEMU died during the migration"
 	kill -0 $dst 2>/dev/null || die "destination QEMU died during the migration"
-	t=$((t + 1))
+	t=$(($(date +%s) - st))
+	if [ $t -ge 90 ] && [ -z "$raised" ]; then
+		raised=1
+		echo "not converged in $t s ($(progress)): downtime-limit 60000 ms"
+		mon_src "migrate_set_parameter downtime-limit 60000"
+	fi
 	# Every 30 s where it stands: a migration that does not converge
 	# (the guest dirties faster than the stream sends) shows it here.
-	[ $((t % 30)) = 0 ] && echo "migrating for $t s: $(progress)"
+	if [ $t -ge $next ]; then
+		echo "migrating for $t s: $(progress)"
+		next=$((next + 30))
+	fi
 	[ $t -lt 600 ] || die "migration not complete after 600 s (status $status)"
 done
 secs=$(($(date +%s) - st))
