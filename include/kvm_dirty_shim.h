@@ -209,9 +209,12 @@ void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n);
 /* Rust entry points. */
 int kd_rs_vm_init(struct kvm *kvm);
 void kd_rs_vm_destroy(struct kvm *kvm);
-int kd_rs_get_dirty_log(struct kvm *kvm, u32 slot, u64 user_bitmap);
-int kd_rs_clear_dirty_log(struct kvm *kvm, u32 slot, u64 first_page,
-			  u32 num_pages, u64 user_bitmap);
+/* @facts: kd_vm_facts() of @kvm, read by the ops-table entry that calls. */
+int kd_rs_get_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
+			u32 slot, u64 user_bitmap);
+int kd_rs_clear_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
+			  u32 slot, u64 first_page, u32 num_pages,
+			  u64 user_bitmap);
 void kd_rs_mark_page_dirty(struct kvm_vcpu *vcpu, struct kvm_dirty_ring *ring,
 			   unsigned long *bitmap, u32 slot, u64 rel_gfn);
 int kd_rs_reset_dirty_rings(struct kvm *kvm);

@@ -17,14 +17,15 @@ use kernel::uaccess::UserSlice;
 #[no_mangle]
 extern "C" fn kd_rs_clear_dirty_log(
     kvm: *mut bindings::kvm,
+    facts: *const bindings::kd_vm_facts,
     slot: u32,
     first_page: u64,
     num_pages: u32,
     user_bitmap: u64,
 ) -> i32 {
     // SAFETY: KVM calls clear_dirty_log on a live VM with slots_lock held,
-    // and holds it until we return.
-    let mut vm = unsafe { SlotsLocked::new(kvm) };
+    // and holds it until we return; the shim read `facts` under it.
+    let mut vm = unsafe { SlotsLocked::with_facts(kvm, &*facts) };
     counters::add(Counter::KD_CLEAR_DIRTY_LOG, 1);
     match clear_dirty_log(&mut vm, slot, first_page, num_pages, user_bitmap) {
         Ok(()) => 0,

@@ -15,10 +15,15 @@ use kernel::uaccess::UserSlice;
 
 /// The ops-table entry: `slot` and `user_bitmap` are `struct kvm_dirty_log`.
 #[no_mangle]
-extern "C" fn kd_rs_get_dirty_log(kvm: *mut bindings::kvm, slot: u32, user_bitmap: u64) -> i32 {
+extern "C" fn kd_rs_get_dirty_log(
+    kvm: *mut bindings::kvm,
+    facts: *const bindings::kd_vm_facts,
+    slot: u32,
+    user_bitmap: u64,
+) -> i32 {
     // SAFETY: KVM calls get_dirty_log on a live VM with slots_lock held,
-    // and holds it until we return.
-    let mut vm = unsafe { SlotsLocked::new(kvm) };
+    // and holds it until we return; the shim read `facts` under it.
+    let mut vm = unsafe { SlotsLocked::with_facts(kvm, &*facts) };
     counters::add(Counter::KD_GET_DIRTY_LOG, 1);
     match get_dirty_log(&mut vm, slot, user_bitmap) {
         Ok(()) => 0,
@@ -42,7 +47,8 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
         return Err(EINVAL);
     }
     let manual_protect = vm.manual_protect();
-    let protect = vm.harvest_protects();
+    // Asked only of a harvest (a manual-protect GET protects nothing).
+    let protect = !manual_protect && vm.harvest_protects();
     let mut memslot = vm.memslot(as_id, id).ok_or(ENOENT)?;
     let mmu = memslot.mmu();
     let bitmaps = memslot.bitmaps().ok_or(ENOENT)?;

@@ -41,9 +41,23 @@ impl SlotsLocked<'_> {
         // SAFETY: `kvm` is live and its slots_lock held (caller's contract,
         // checked by lockdep where KVM reads the memslots).
         unsafe { bindings::kd_vm_facts(kvm.as_ptr(), &mut facts) };
+        // SAFETY: the caller's contract, and `facts` are `kvm`'s.
+        unsafe { Self::with_facts(kvm.as_ptr(), &facts) }
+    }
+
+    /// As [`Self::new`], with the facts the C caller already read.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::new`], and `facts` is what `kd_vm_facts()` returned for
+    /// `kvm` under the same hold of its slots_lock.
+    pub(crate) unsafe fn with_facts(
+        kvm: *mut bindings::kvm,
+        facts: &bindings::kd_vm_facts,
+    ) -> Self {
         SlotsLocked {
-            kvm,
-            facts,
+            kvm: NonNull::new(kvm).expect("KVM never passes a NULL VM"),
+            facts: *facts,
             _lock: PhantomData,
         }
     }

@@ -35,15 +35,26 @@ bool kd_bind_vms(void)
 	return READ_ONCE(bind_vms);
 }
 
+/*
+ * The VM's facts are read here, where kd_vm_facts() inlines, rather than by
+ * a call from Rust: a manual-protect GET is a few hundred instructions, and
+ * a call and a struct copy are a few percent of it (Documentation/bench.rst).
+ */
 static int kd_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log)
 {
-	return kd_rs_get_dirty_log(kvm, log->slot,
+	struct kd_vm_facts facts;
+
+	kd_vm_facts(kvm, &facts);
+	return kd_rs_get_dirty_log(kvm, &facts, log->slot,
 				   (u64)(unsigned long)log->dirty_bitmap);
 }
 
 static int kd_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log)
 {
-	return kd_rs_clear_dirty_log(kvm, log->slot, log->first_page,
+	struct kd_vm_facts facts;
+
+	kd_vm_facts(kvm, &facts);
+	return kd_rs_clear_dirty_log(kvm, &facts, log->slot, log->first_page,
 				     log->num_pages,
 				     (u64)(unsigned long)log->dirty_bitmap);
 }
