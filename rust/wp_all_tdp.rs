@@ -67,9 +67,17 @@ pub(crate) struct VmWpState {
 ///
 /// `kvm` is a live VM; the state lives as long as it does.
 pub(crate) unsafe fn vm_state<'a>(kvm: *mut bindings::kvm) -> &'a VmWpState {
-    // SAFETY: live VM (caller); kd_vm_dirty_state returns a pointer into it,
-    // laid out as VmWpState (asserted by the shim), accessed atomically only.
-    unsafe { &*bindings::kd_vm_dirty_state(kvm).cast::<VmWpState>() }
+    // SAFETY: live VM (caller); kd_vm_dirty_state returns its dirty_vm.
+    unsafe { state_of(bindings::kd_vm_dirty_state(kvm)) }
+}
+
+/// # Safety
+///
+/// `state` is a live VM's `kvm->dirty_vm`, which lives as long as the VM.
+unsafe fn state_of<'a>(state: *mut bindings::kvm_dirty_vm) -> &'a VmWpState {
+    // SAFETY: caller's contract; laid out as VmWpState (asserted by the
+    // shim), accessed atomically only.
+    unsafe { &*state.cast::<VmWpState>() }
 }
 
 /// Whether GET/CLEAR_DIRTY_LOG and ring resets skip the per-page
@@ -79,9 +87,8 @@ pub(crate) unsafe fn vm_state<'a>(kvm: *mut bindings::kvm) -> &'a VmWpState {
 ///
 /// `state` is a live VM's `kvm->dirty_vm` (`kd_vm_facts()` gives it).
 pub(crate) unsafe fn harvest_without_wp(state: *mut bindings::kvm_dirty_vm) -> bool {
-    // SAFETY: caller's contract; laid out as VmWpState (asserted by the
-    // shim), accessed atomically only.
-    let state = unsafe { &*state.cast::<VmWpState>() };
+    // SAFETY: caller's contract.
+    let state = unsafe { state_of(state) };
     state.flags.load(Ordering::Acquire) & VM_NO_HARVEST_WP != 0
 }
 
