@@ -8,8 +8,9 @@
  *
  * A window opens when a vCPU executes the block at @start (a syscall's
  * entry, __x64_sys_ioctl) and closes at the block at @end
- * (syscall_exit_to_user_mode); only blocks at kernel addresses are counted
- * (the top half of the address space).  A block at @mark (__x64_sys_sync)
+ * (syscall_exit_to_user_mode; on arm64 the next el0t_64_sync_handler); only
+ * blocks at kernel addresses are counted (the top half of the address
+ * space).  A block at @mark (__x64_sys_sync, __arm64_sys_sync)
  * appends "PHASE k" and one "ADDR INSNS EXECS" line per block executed in
  * windows since the last mark to @out, then starts counting again.
  * Counting is per block start address: a block's instructions are counted
