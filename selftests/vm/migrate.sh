@@ -103,6 +103,11 @@ kvm_error() {
 	grep -A 30 -e 'KVM internal error' -e 'emulation failure' $w/$1.out | head -40
 	grep -q 'RIP=ffff' $w/$1.out &&
 		echo "L2 runs on L1's state: the $1 vCPU's RIP is in L1's kernel (Documentation/known-issues.rst)"
+	# f000ff53 is SeaBIOS's interrupt vector in L1's physical page 0; the
+	# payload has no SeaBIOS and never holds it: its accesses reached L1's
+	# physical memory untranslated.
+	grep -q 'f000ff53' $w/$1.out &&
+		echo "L2 runs on L1's state: the $1 vCPU holds L1's SeaBIOS vector f000ff53 (Documentation/known-issues.rst)"
 	return 0
 }
 # bad_page NAME: the page a guest found wrong ("BAD <addr>" on its debug
@@ -164,8 +169,9 @@ mon_src "migrate -d exec:cat>$w/stream"
 # Until the source says completed (or failed), at most 600 s.  A guest that
 # dirties faster than the stream sends never converges within 2 s of
 # downtime: on a loaded host the nested stream drops to ~70 Mbit/s against
-# ~10 MB/s of dirtying.  After 90 s the limit goes to 60 s, so the migration
-# ends; what this test checks is the copy, not the convergence.
+# ~10 MB/s of dirtying, and even an idle host's 2 cores converge rarely.
+# After 45 s (KD_CONVERGE_S) the limit goes to 60 s, so the migration ends;
+# what this test checks is the copy, not the convergence.
 status= raised= next=30
 t=0
 while :; do
@@ -176,7 +182,7 @@ while :; do
 	kill -0 $src 2>/dev/null || die "source QEMU died during the migration"
 	kill -0 $dst 2>/dev/null || die "destination QEMU died during the migration"
 	t=$(($(date +%s) - st))
-	if [ $t -ge 90 ] && [ -z "$raised" ]; then
+	if [ $t -ge "${KD_CONVERGE_S:-45}" ] && [ -z "$raised" ]; then
 		raised=1
 		echo "not converged in $t s ($(progress)): downtime-limit 60000 ms"
 		mon_src "migrate_set_parameter downtime-limit 60000"
@@ -279,6 +285,8 @@ t=0
 while [ "$(sweeps dst)" -lt $((base + 2)) ]; do
 	grep -q BAD $w/dst.con && die "the destination guest found a stale page"
 	kill -0 $dst 2>/dev/null || die "destination QEMU died"
+	grep -q 'KVM internal error' $w/dst.out &&
+		die "the destination's vCPU stopped on a KVM error"
 	[ $t -lt 300 ] || die "the destination guest made no 2 x 16 sweeps in 300 s"
 	sleep 1
 	t=$((t + 1))
