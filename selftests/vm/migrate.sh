@@ -209,6 +209,12 @@ grep -q 'KVM internal error' $w/src.out &&
 		"($SOURCE_CORRUPTED)"
 grep -q BAD $w/src.con &&
 	die "the source guest found a stale page in its own memory ($SOURCE_CORRUPTED)"
+# A sound source prints one P and then S's.  A second P is the guest back at
+# its reset vector; a bare address is its BAD report with "BAD " read from
+# the wrong memory (seen 2026-12-02: "P...SP04871000"); either way it then
+# halts, and the destination inherits a stopped guest.
+[ "$(tr -d '\n' < $w/src.con | sed 's/^PS*//')" = "" ] ||
+	die "the source guest went wrong: its console reads '$(tr '\n' ' ' < $w/src.con | tail -c 80)' ($SOURCE_CORRUPTED)"
 # The last 'info migrate' after completion: its figures.
 mon_src "info migrate"
 sleep 1
