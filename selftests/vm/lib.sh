@@ -38,9 +38,10 @@ l2_shutdown() {
 
 # run_known OUT CMD...: runs CMD (a command or a function), its output in
 # OUT and printed; when it fails with the emulator issue (l2_shutdown), runs
-# it again, at most twice more (seen twice in a row in one boot: a
-# SHUTDOWN, then a stall on L1's state).  A bug of ours with the same
-# signature repeats and still fails.  Returns CMD's last status.
+# it again, at most KD_KNOWN_RETRIES (default 2) times more (seen twice in a
+# row in one boot: a SHUTDOWN, then a stall on L1's state).  A bug of ours
+# with the same signature repeats and still fails.  Returns CMD's last
+# status.
 run_known() {
 	_out=$1 _tries=0
 	shift
@@ -48,7 +49,8 @@ run_known() {
 		"$@" > "$_out" 2>&1
 		_rc=$?
 		cat "$_out"
-		if [ $_rc = 0 ] || [ $_tries -ge 2 ] || ! l2_shutdown "$_out"; then
+		if [ $_rc = 0 ] || [ $_tries -ge "${KD_KNOWN_RETRIES:-2}" ] ||
+			! l2_shutdown "$_out"; then
 			return $_rc
 		fi
 		_tries=$((_tries + 1))
