@@ -62,7 +62,11 @@ free_kb=$(df -k /tmp | awk 'NR == 2 { print $4 }')
 	fail "/tmp has $free_kb KiB free, the memory images need $((2 * size / 1024)) KiB: $(du -sk /tmp/* 2>/dev/null | sort -n | tail -3 | tr '\n' ' ')"
 # One address space (no SMM): one memory listener, one WP-all per sync.
 # No firmware but ours, and no option ROM (the vapic's kvmvapic.bin).
-common="-accel $accel -M pc,smm=off -m 128M -bios /tests/payload.bin
+# KD_PAYLOAD: the guest firmware in /tests (default payload.bin, paging on;
+# payload-nopaging.bin reproduces known-issues.rst's emulator issue).
+payload=/tests/${KD_PAYLOAD:-payload.bin}
+[ -r "$payload" ] || fail "no guest firmware $payload"
+common="-accel $accel -M pc,smm=off -m 128M -bios $payload
 	-nodefaults -no-user-config -display none -global kvm-apic.vapic=false"
 
 # vm NAME ARGS...: a QEMU whose monitor reads $w/NAME.in (kept open on fd

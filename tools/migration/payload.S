@@ -2,8 +2,9 @@
 /*
  * The migration test's guest: a 64 KiB firmware image (qemu -bios), no
  * BIOS, no kernel.  From the reset vector it enters 32-bit protected mode
- * (flat segments, no paging) and sweeps the test region for ever, one page
- * after the other.  Sweep i writes into every page its own address and i;
+ * (flat segments) with paging on (PAE, 2 MiB pages mapping the first GiB
+ * to itself) and sweeps the test region for ever, one page after the
+ * other.  Sweep i writes into every page its own address and i;
  * before that it checks that the page holds its address and i - 1 (what
  * sweep i - 1 wrote).  A page whose write the dirty tracking lost during a
  * migration comes back on the destination with an older sweep number, and
@@ -18,6 +19,14 @@
  * least that much RAM).  QEMU shows a 64 KiB firmware image at 0xf0000
  * (BASE) below 1 MiB, and at 4 GiB - 64 KiB, where the CPU starts 16 bytes
  * below 4 GiB.
+ *
+ * Why paging: an L2 guest that runs without paging (CR0.PG=0) on L1's
+ * nested paging is the case QEMU's TCG got wrong for years (its real-mode
+ * page walk skipped the nested page tables: QEMU commits b56617bbcb47 and
+ * its follow-up, in Debian's 7.2.15), and the migrations of this payload
+ * without paging met the emulator issue of Documentation/known-issues.rst
+ * in most tries.  -DNO_PAGING builds the old variant (payload-nopaging.bin)
+ * to reproduce that.
  */
 #define REGION_START	0x01000000	/* 16 MiB */
 #define REGION_SIZE	0x04000000	/* 64 MiB */
@@ -25,6 +34,9 @@
 #define DEBUGCON	0xe9
 /* Where the image is below 1 MiB; it is linked at 0 (offsets from CS). */
 #define BASE		0xf0000
+/* The page tables, in RAM below the stack's page and the test region. */
+#define PDPT		0x9000
+#define PD		0xa000
 
 	.code16
 	.section .text
@@ -48,6 +60,37 @@ pm32:
 	movw	%ax, %es
 	movw	%ax, %ss
 	movl	$0x7000, %esp
+#ifndef NO_PAGING
+	/*
+	 * PAE: PDPT[0] -> PD, whose 512 entries map 2 MiB each (present,
+	 * writable, accessed and dirty preset, so that the CPU never writes
+	 * them).  PDPT[1..3] not present.
+	 */
+	movl	$PD, %edi
+	movl	$0xe3, %eax
+	movl	$512, %ecx
+6:
+	movl	%eax, (%edi)
+	movl	$0, 4(%edi)
+	addl	$0x200000, %eax
+	addl	$8, %edi
+	loop	6b
+	movl	$PDPT, %edi
+	xorl	%eax, %eax
+	movl	$8, %ecx
+	rep stosl
+	movl	$PD + 1, PDPT
+	movl	$PDPT, %eax
+	movl	%eax, %cr3
+	movl	%cr4, %eax
+	orl	$0x20, %eax		/* CR4.PAE */
+	movl	%eax, %cr4
+	movl	%cr0, %eax
+	orl	$0x80000000, %eax	/* CR0.PG */
+	movl	%eax, %cr0
+	jmp	8f
+8:
+#endif
 	movb	$'P', %al
 	outb	%al, $DEBUGCON
 
