@@ -23,10 +23,9 @@
  * Why paging: an L2 guest that runs without paging (CR0.PG=0) on L1's
  * nested paging is the case QEMU's TCG got wrong for years (its real-mode
  * page walk skipped the nested page tables: QEMU commits b56617bbcb47 and
- * its follow-up, in Debian's 7.2.15), and the migrations of this payload
- * without paging met the emulator issue of Documentation/known-issues.rst
- * in most tries.  -DNO_PAGING builds the old variant (payload-nopaging.bin)
- * to reproduce that.
+ * its follow-up, in Debian's 7.2.15).  Paging did not avoid the emulator
+ * issue of Documentation/known-issues.rst (seen with both variants);
+ * -DNO_PAGING builds the old variant (payload-nopaging.bin) to compare.
  */
 #define REGION_START	0x01000000	/* 16 MiB */
 #define REGION_SIZE	0x04000000	/* 64 MiB */
