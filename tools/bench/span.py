@@ -11,14 +11,9 @@ only the cases whose highest paired ratio is above X (issue 10's bar is
 "Noise band" says how far a ratio moves between runs.
 """
 import argparse
-import csv
 import sys
 
-
-def load(path):
-    with open(path, newline="") as f:
-        return {(r["metric"], r["tags"], r["size"]): float(r["ratio_paired"])
-                for r in csv.DictReader(f)}
+from compare import load
 
 
 def main():
@@ -26,7 +21,7 @@ def main():
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--above", type=float)
     a = ap.parse_args()
-    runs = [load(p) for p in a.runs]
+    runs = [load(p, "ratio_paired") for p in a.runs]
     keys = [k for k in runs[0] if all(k in r for r in runs[1:])]
     if not keys:
         print("span: no case in every run", file=sys.stderr)
