@@ -91,25 +91,15 @@ kmemleak_clean() {
 
 # want_lost_pages WHAT ARGS...: a test of dirty_stress's check.  dirty_stress
 # ARGS runs a protocol that loses writes; it must fail, and for that reason
-# (differences in its byte-for-byte compare), not another.  Another reason
-# is printed (the output's last lines); the emulator issue (l2_shutdown) is
-# retried as run_known does, at most KD_KNOWN_RETRIES (default 2) times.
+# (differences in its byte-for-byte compare), not another.  Run by run_known:
+# its output is printed, and the emulator issue (l2_shutdown) retried.
 want_lost_pages() {
-	what=$1 _tries=0
+	what=$1
 	shift
-	while :; do
-		/tests/dirty_stress "$@" > /tmp/lost.out 2>&1
-		rc=$?
-		grep -E '^STRESS|^dirty_stress: page' /tmp/lost.out | head -4
-		[ $rc != 0 ] ||
-			fail "dirty_stress $* passed: its check cannot see a lost page"
-		if grep -q '^STRESS .* diffs=[1-9]' /tmp/lost.out; then
-			echo "ok: $what loses pages, and dirty_stress says so"
-			return 0
-		fi
-		tail -n 20 /tmp/lost.out
-		[ $_tries -lt "${KD_KNOWN_RETRIES:-2}" ] && l2_shutdown /tmp/lost.out ||
-			fail "dirty_stress $* failed for another reason (its last lines above)"
-		_tries=$((_tries + 1))
-	done
+	run_known /tmp/lost.out /tests/dirty_stress "$@"
+	[ $? != 0 ] ||
+		fail "dirty_stress $* passed: its check cannot see a lost page"
+	grep -q '^STRESS .* diffs=[1-9]' /tmp/lost.out ||
+		fail "dirty_stress $* failed for another reason (its output above)"
+	echo "ok: $what loses pages, and dirty_stress says so"
 }
