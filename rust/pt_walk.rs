@@ -124,9 +124,14 @@ pub struct Walker<T: Tables> {
     /// Entries of the root table: 512, or more where the start level's
     /// tables are concatenated (arm64 stage 2, up to 16 tables).
     root_entries: usize,
-    /// `path[l]`: the last table of level `l` stepped into (the root at
-    /// `root_level`), and the first page it maps.
-    path: [Option<(T::Table, u64)>; MAX_LEVEL + 1],
+    root: T::Table,
+    /// `path[l]`: the last table of level `l` (below the root's) stepped
+    /// into, and the first page it maps.  Apart from the root, so that a
+    /// new walker's path is a constant, stored in place: built with the
+    /// root in it (an index known only at run time), arm64 built it on the
+    /// stack and moved it twice, two `memcpy` calls per `mmu_lock` section
+    /// (tools/tcg-profile).
+    path: [Option<(T::Table, u64)>; MAX_LEVEL],
     /// Counts so far.
     pub stats: WalkStats,
 }
@@ -154,14 +159,13 @@ impl<T: Tables> Walker<T> {
     ) -> Self {
         assert!((1..=MAX_LEVEL).contains(&root_level));
         assert!(root_entries.is_power_of_two() && root_entries >= ENTRIES);
-        let mut path = [None; MAX_LEVEL + 1];
-        path[root_level] = Some((root, 0));
         Walker {
             tables,
             bits,
             root_level,
             root_entries,
-            path,
+            root,
+            path: [None; MAX_LEVEL],
             stats: WalkStats::default(),
         }
     }
@@ -175,8 +179,7 @@ impl<T: Tables> Walker<T> {
                 }
             }
         }
-        let (root, _) = self.path[self.root_level].expect("the root is always there");
-        (root, self.root_level)
+        (self.root, self.root_level)
     }
 
     /// Finds the leaf table of `gfn`, stepping down from the lowest
