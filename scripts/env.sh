@@ -41,7 +41,9 @@ esac
 
 # KD_KERNEL=kasan selects the sanitizer flavour of the test kernel (x86_64):
 # kernel/x86_64-kasan.config on top of kernel/x86_64.config, with its own
-# cache directory, module build and selftests.
+# cache directory, module build and selftests.  KD_KERNEL=perf (both
+# arches): kernel/$ARCH-perf.config, no lock and list checking, for benches
+# and instruction profiles.
 KD_FLAVOUR=$KD_ARCH${KD_KERNEL:+-$KD_KERNEL}
 KD_CONFIGS=("$KD_TOP/kernel/$KD_ARCH.config")
 if [ -n "${KD_KERNEL:-}" ]; then
