@@ -134,6 +134,10 @@ void kd_flush_tlbs(struct kvm *kvm);
  *                   kernel/0010); nothing to end;
  *   KD_WALK_NONE    neither (nested guests, PML, own_walk=0...): KVM's
  *                   function serves.
+ * It writes every field of the description it returns (roots beyond
+ * nr_roots as zero) and none of the other: the caller leaves both
+ * uninitialized, as zeroing them cost a tenth of a CLEAR that protects one
+ * word under TCG (tools/tcg-profile).
  */
 #define KD_WALK_NONE	0
 #define KD_WALK_TABLES	1
@@ -209,12 +213,17 @@ void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n);
 /* Rust entry points. */
 int kd_rs_vm_init(struct kvm *kvm);
 void kd_rs_vm_destroy(struct kvm *kvm);
-/* @facts: kd_vm_facts() of @kvm, read by the ops-table entry that calls. */
+/*
+ * @facts: kd_vm_facts() of @kvm, read by the ops-table entry that calls;
+ * @memslot: kd_memslot() of @slot if its address space and id are in
+ * range, else ->slot NULL (Rust checks the range first, as upstream).
+ */
 int kd_rs_get_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
-			u32 slot, u64 user_bitmap);
+			const struct kd_memslot *memslot, u32 slot,
+			u64 user_bitmap);
 int kd_rs_clear_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
-			  u32 slot, u64 first_page, u32 num_pages,
-			  u64 user_bitmap);
+			  const struct kd_memslot *memslot, u32 slot,
+			  u64 first_page, u32 num_pages, u64 user_bitmap);
 void kd_rs_mark_page_dirty(struct kvm_vcpu *vcpu, struct kvm_dirty_ring *ring,
 			   unsigned long *bitmap, u32 slot, u64 rel_gfn);
 int kd_rs_reset_dirty_rings(struct kvm *kvm);

@@ -18,14 +18,18 @@ use kernel::uaccess::UserSlice;
 extern "C" fn kd_rs_get_dirty_log(
     kvm: *mut bindings::kvm,
     facts: *const bindings::kd_vm_facts,
+    memslot: *const bindings::kd_memslot,
     slot: u32,
     user_bitmap: u64,
 ) -> i32 {
     // SAFETY: KVM calls get_dirty_log on a live VM with slots_lock held,
-    // and holds it until we return; the shim read `facts` under it.
+    // and holds it until we return; the shim read `facts` and `memslot`
+    // under it.
     let mut vm = unsafe { SlotsLocked::with_facts(kvm, &*facts) };
     counters::add(Counter::KD_GET_DIRTY_LOG, 1);
-    match get_dirty_log(&mut vm, slot, user_bitmap) {
+    // SAFETY: the C entry's kd_memslot() of `slot`, or NULL slot (above).
+    let info = unsafe { &*memslot };
+    match get_dirty_log(&mut vm, info, slot, user_bitmap) {
         Ok(()) => 0,
         Err(e) => {
             counters::add(Counter::KD_GET_DIRTY_LOG_ERR, 1);
@@ -38,7 +42,12 @@ extern "C" fn kd_rs_get_dirty_log(
 /// ENXIO for a ring-only VM, EINVAL for a bad address space or slot id,
 /// ENOENT for a missing slot or one without dirty logging, EFAULT for a bad
 /// user buffer.
-fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Result {
+fn get_dirty_log(
+    vm: &mut SlotsLocked<'_>,
+    info: &bindings::kd_memslot,
+    slot: u32,
+    user_bitmap: u64,
+) -> Result {
     if !vm.uses_dirty_bitmap() {
         return Err(ENXIO);
     }
@@ -49,7 +58,9 @@ fn get_dirty_log(vm: &mut SlotsLocked<'_>, slot: u32, user_bitmap: u64) -> Resul
     let manual_protect = vm.manual_protect();
     // Asked only of a harvest (a manual-protect GET protects nothing).
     let protect = !manual_protect && vm.harvest_protects();
-    let mut memslot = vm.memslot(as_id, id).ok_or(ENOENT)?;
+    // SAFETY: `info` is kd_memslot() of this as_id and id, in range here,
+    // read by the C entry under the slots_lock hold `vm` borrows.
+    let mut memslot = unsafe { vm.memslot(info) }.ok_or(ENOENT)?;
     let mmu = memslot.mmu();
     let bitmaps = memslot.bitmaps().ok_or(ENOENT)?;
 

@@ -125,13 +125,12 @@ pub struct Walker<T: Tables> {
     /// tables are concatenated (arm64 stage 2, up to 16 tables).
     root_entries: usize,
     root: T::Table,
-    /// `path[l]`: the last table of level `l` (below the root's) stepped
-    /// into, and the first page it maps.  Apart from the root, so that a
-    /// new walker's path is a constant, stored in place: built with the
-    /// root in it (an index known only at run time), arm64 built it on the
-    /// stack and moved it twice, two `memcpy` calls per `mmu_lock` section
-    /// (tools/tcg-profile).
-    path: [Option<(T::Table, u64)>; MAX_LEVEL],
+    /// `path[l]`, if bit `l` of `cached` is set: the last table of level
+    /// `l` (below the root's) stepped into, and the first page it maps.
+    /// Not `Option`s: an array of `None`s was built on the stack and copied
+    /// in with a `memcpy` call per `mmu_lock` section (tools/tcg-profile).
+    path: [(T::Table, u64); MAX_LEVEL],
+    cached: u8,
     /// Counts so far.
     pub stats: WalkStats,
 }
@@ -165,7 +164,8 @@ impl<T: Tables> Walker<T> {
             root_level,
             root_entries,
             root,
-            path: [None; MAX_LEVEL],
+            path: [(root, 0); MAX_LEVEL],
+            cached: 0,
             stats: WalkStats::default(),
         }
     }
@@ -173,10 +173,9 @@ impl<T: Tables> Walker<T> {
     /// The lowest remembered table that maps `gfn`, and its level.
     fn lowest_cached(&self, gfn: u64) -> (T::Table, usize) {
         for level in 1..self.root_level {
-            if let Some((table, first)) = self.path[level] {
-                if gfn.wrapping_sub(first) < entry_pages(level + 1) {
-                    return (table, level);
-                }
+            let (table, first) = self.path[level];
+            if self.cached & 1 << level != 0 && gfn.wrapping_sub(first) < entry_pages(level + 1) {
+                return (table, level);
             }
         }
         (self.root, self.root_level)
@@ -209,7 +208,8 @@ impl<T: Tables> Walker<T> {
             }
             table = self.tables.child(entry);
             level -= 1;
-            self.path[level] = Some((table, gfn - gfn % entry_pages(level + 1)));
+            self.path[level] = (table, gfn - gfn % entry_pages(level + 1));
+            self.cached |= 1 << level;
             if level == 1 {
                 self.stats.leaf_tables += 1;
             }

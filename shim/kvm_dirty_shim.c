@@ -35,27 +35,47 @@ bool kd_bind_vms(void)
 	return READ_ONCE(bind_vms);
 }
 
+static __always_inline void __kd_memslot(struct kvm *kvm, u32 as_id, u32 id,
+					 struct kd_memslot *out);
+
 /*
- * The VM's facts are read here, where kd_vm_facts() inlines, rather than by
- * a call from Rust: a manual-protect GET is a few hundred instructions, and
- * a call and a struct copy are a few percent of it (Documentation/bench.rst).
+ * The VM's facts and the memslot are read here, where kd_vm_facts() and
+ * kd_memslot() inline, rather than by calls from Rust: a manual-protect GET
+ * is about a thousand instructions, and each call with its struct copy a
+ * few percent of it (Documentation/bench.rst).  The memslot only for an
+ * address space and id in range: Rust checks them first, as upstream.
  */
+static __always_inline void kd_entry_slot(struct kvm *kvm,
+					  const struct kd_vm_facts *facts,
+					  u32 slot, struct kd_memslot *out)
+{
+	u32 as_id = slot >> 16, id = (u16)slot;
+
+	out->slot = NULL;
+	if (as_id < facts->nr_as_ids && id < facts->user_mem_slots)
+		__kd_memslot(kvm, as_id, id, out);
+}
+
 static int kd_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log)
 {
 	struct kd_vm_facts facts;
+	struct kd_memslot memslot;
 
 	kd_vm_facts(kvm, &facts);
-	return kd_rs_get_dirty_log(kvm, &facts, log->slot,
+	kd_entry_slot(kvm, &facts, log->slot, &memslot);
+	return kd_rs_get_dirty_log(kvm, &facts, &memslot, log->slot,
 				   (u64)(unsigned long)log->dirty_bitmap);
 }
 
 static int kd_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log)
 {
 	struct kd_vm_facts facts;
+	struct kd_memslot memslot;
 
 	kd_vm_facts(kvm, &facts);
-	return kd_rs_clear_dirty_log(kvm, &facts, log->slot, log->first_page,
-				     log->num_pages,
+	kd_entry_slot(kvm, &facts, log->slot, &memslot);
+	return kd_rs_clear_dirty_log(kvm, &facts, &memslot, log->slot,
+				     log->first_page, log->num_pages,
 				     (u64)(unsigned long)log->dirty_bitmap);
 }
 
@@ -288,7 +308,8 @@ void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts)
 	facts->dirty_vm = &kvm->dirty_vm;
 }
 
-void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out)
+static __always_inline void __kd_memslot(struct kvm *kvm, u32 as_id, u32 id,
+					 struct kd_memslot *out)
 {
 	struct kvm_memory_slot *slot = id_to_memslot(__kvm_memslots(kvm, as_id), id);
 
@@ -300,6 +321,11 @@ void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out)
 	out->dirty_bitmap = slot->dirty_bitmap;
 	out->second_bitmap = slot->dirty_bitmap ? kvm_second_dirty_bitmap(slot) : NULL;
 	out->bitmap_bytes = kvm_dirty_bitmap_bytes(slot);
+}
+
+void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out)
+{
+	__kd_memslot(kvm, as_id, id, out);
 }
 
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot)
@@ -416,11 +442,14 @@ static bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
 	 */
 	walk->set_pfn_dirty = true;
 	walk->huge_to_kvm = kvm_dirty_log_manual_protect_and_init_set(kvm);
+	walk->addr_hi_shift = 0;
 	walk->nr_roots = w.nr_roots;
-	for (i = 0; i < w.nr_roots; i++) {
-		walk->roots[i] = w.roots[i];
-		walk->root_levels[i] = w.root_levels[i];
-		walk->root_entries[i] = PAGE_SIZE / sizeof(u64);
+	for (i = 0; i < KD_PT_MAX_ROOTS; i++) {
+		bool root = i < w.nr_roots;
+
+		walk->roots[i] = root ? w.roots[i] : NULL;
+		walk->root_levels[i] = root ? w.root_levels[i] : 0;
+		walk->root_entries[i] = root ? PAGE_SIZE / sizeof(u64) : 0;
 	}
 	/*
 	 * mmu_lock held for write keeps the tables; RCU as KVM's own walks
@@ -435,6 +464,7 @@ void kd_pt_walk_end(void)
 	rcu_read_unlock();
 }
 
+static_assert(KD_PT_MAX_ROOTS == KVM_DIRTY_TDP_MAX_ROOTS);
 static_assert(KD_RMAP_LEVELS == KVM_DIRTY_RMAP_LEVELS);
 
 static bool kd_rmap_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
@@ -549,9 +579,11 @@ void kd_wp_all_reload_roots(struct kvm *kvm)
 static bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
 			     struct kd_pt_walk *walk)
 {
-	unsigned int entries;
-	int level;
+	struct kvm_pgtable *pgt = kvm->arch.mmu.pgt;
 	u64 *pgd;
+	u32 pages;
+	s8 level;
+	int i;
 
 	/*
 	 * 4K pages only: the 512-entry tables rust/pt_walk.rs knows.  Not with
@@ -560,13 +592,21 @@ static bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
 	 */
 	if (!READ_ONCE(own_walk) || PAGE_SIZE != SZ_4K ||
 	    cpus_have_final_cap(ARM64_HAS_NESTED_VIRT) ||
-	    is_protected_kvm_enabled())
+	    is_protected_kvm_enabled() || !pgt)
 		return false;
-	pgd = kvm_s2_wp_all_pgd(kvm, &entries, &level);
-	if (!pgd || level < KVM_PGTABLE_FIRST_LEVEL ||
-	    level > KVM_PGTABLE_LAST_LEVEL ||
-	    !is_power_of_2(entries) || entries < PTRS_PER_PTE)
+	/*
+	 * What kvm_s2_wp_all_pgd() returns, read here: under TCG its call and
+	 * kvm_pgtable_stage2_pgd_size()'s were a tenth of a CLEAR that
+	 * protects one word (tools/tcg-profile).  The start level's tables
+	 * are concatenated: as kvm_pgd_pages(), one more than the index of
+	 * the last input address's table.
+	 */
+	lockdep_assert_held_write(&kvm->mmu_lock);
+	level = pgt->start_level;
+	if (level < KVM_PGTABLE_FIRST_LEVEL || level > KVM_PGTABLE_LAST_LEVEL)
 		return false;
+	pages = ((BIT_ULL(pgt->ia_bits) - 1) >> kvm_granule_shift(level - 1)) + 1;
+	pgd = (u64 *)pgt->pgd;
 	walk->present = KVM_PTE_VALID;
 	walk->writable = KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W;
 	walk->table_mask = KD_S2_PTE_TYPE_TABLE;
@@ -578,6 +618,8 @@ static bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
 		walk->addr_hi_shift = 50 - 8;	/* bits 9:8 hold 51:50 */
 	} else {
 		walk->addr = KVM_PTE_ADDR_MASK;
+		walk->addr_hi = 0;
+		walk->addr_hi_shift = 0;
 	}
 	walk->page_offset = (u64)pgd - virt_to_phys(pgd);
 	walk->base_gfn = slot->base_gfn;
@@ -591,7 +633,13 @@ static bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
 	walk->nr_roots = 1;
 	walk->roots[0] = pgd;
 	walk->root_levels[0] = KVM_PGTABLE_LAST_LEVEL + 1 - level;
-	walk->root_entries[0] = entries;
+	/* rust/wp_masked.rs checks the shape (at most 16 pages here). */
+	walk->root_entries[0] = pages * PTRS_PER_PTE;
+	for (i = 1; i < KD_PT_MAX_ROOTS; i++) {
+		walk->roots[i] = NULL;
+		walk->root_levels[i] = 0;
+		walk->root_entries[i] = 0;
+	}
 	/*
 	 * No RCU section: as KVM's own exclusive stage-2 walks
 	 * (kvm_pgtable_walk_begin() enters one for shared walks only), with
