@@ -7,7 +7,7 @@ use crate::bindings;
 use crate::counters::{self, Counter};
 use crate::harvest::harvest;
 use crate::popcnt::with_popcnt;
-use crate::vm::SlotsLocked;
+use crate::vm::{Bitmaps, SlotMmu, SlotsLocked};
 use crate::wp_masked::WalkTally;
 use core::sync::atomic::AtomicUsize;
 use kernel::prelude::*;
@@ -74,6 +74,21 @@ fn get_dirty_log(
         counters::add(Counter::KD_WORDS_SCANNED, bitmaps.live.len() as u64);
         return copy_live_to_user(bitmaps.live, user_bitmap);
     }
+    harvest_to_user(mmu, bitmaps, protect, user_bitmap)
+}
+
+/// The harvest: snapshot and clear the live bitmap word by word, protect
+/// what it held (unless write-protect-all does), flush, copy the snapshot.
+/// Not inlined: its frame (a protector of about 1 KiB, six saved register
+/// pairs) made every manual-protect GET, a copy of a few hundred
+/// instructions, pay for it (tools/tcg-profile).
+#[inline(never)]
+fn harvest_to_user(
+    mmu: SlotMmu<'_>,
+    bitmaps: Bitmaps<'_>,
+    protect: bool,
+    user_bitmap: u64,
+) -> Result {
     let stats = if protect {
         let tally = WalkTally::default();
         let mut protector = mmu.lock().protector(&tally);

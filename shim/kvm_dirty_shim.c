@@ -420,8 +420,9 @@ struct kvm_dirty_vm *kd_vm_dirty_state(struct kvm *kvm)
 }
 
 #ifdef CONFIG_X86
-static bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
-			     struct kd_pt_walk *walk)
+static __always_inline bool kd_pt_walk_begin(struct kvm *kvm,
+					     struct kvm_memory_slot *slot,
+					     struct kd_pt_walk *walk)
 {
 	struct kvm_dirty_tdp_walk w;
 	int i;
@@ -576,8 +577,9 @@ void kd_wp_all_reload_roots(struct kvm *kvm)
 /* KVM_PTE_TYPE with KVM_PTE_TYPE_TABLE, private to hyp/pgtable.c. */
 #define KD_S2_PTE_TYPE_TABLE	BIT(1)
 
-static bool kd_pt_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
-			     struct kd_pt_walk *walk)
+static __always_inline bool kd_pt_walk_begin(struct kvm *kvm,
+					     struct kvm_memory_slot *slot,
+					     struct kd_pt_walk *walk)
 {
 	struct kvm_pgtable *pgt = kvm->arch.mmu.pgt;
 	u64 *pgd;
