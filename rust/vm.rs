@@ -237,6 +237,14 @@ pub(crate) struct Bitmaps<'a> {
 }
 
 impl<'a> Memslot<'a> {
+    /// The slot's live bitmap, or `None` if dirty logging is off for it.
+    pub(crate) fn live(&self) -> Option<&[AtomicUsize]> {
+        let live = NonNull::new(self.info.dirty_bitmap)?;
+        let words = self.info.bitmap_bytes as usize / core::mem::size_of::<usize>();
+        // SAFETY: as in `bitmaps()`.
+        Some(unsafe { core::slice::from_raw_parts(live.as_ptr().cast::<AtomicUsize>(), words) })
+    }
+
     /// The slot's bitmaps, or `None` if dirty logging is off for it.
     pub(crate) fn bitmaps(&mut self) -> Option<Bitmaps<'_>> {
         let info = self.info;
