@@ -18,6 +18,7 @@
 
 static int kd_wp_s2_push(struct kvm *kvm, u64 *ptep, u64 old, int level,
 			 u64 *child);
+static void kd_s2_walk_init(void);
 #endif
 
 static bool bind_vms = true;
@@ -261,6 +262,9 @@ int kd_shim_register(u64 *counters)
 {
 	int i, r;
 
+#ifdef CONFIG_ARM64
+	kd_s2_walk_init();
+#endif
 	kd_debugfs = debugfs_create_dir("kvm_dirty", NULL);
 	for (i = 0; i < KD_NR_COUNTERS; i++)
 		debugfs_create_u64(kd_counter_names[i], 0444, kd_debugfs,
@@ -574,6 +578,23 @@ void kd_wp_all_reload_roots(struct kvm *kvm)
 {
 }
 
+/*
+ * Where the linear map puts physical address 0 (stage-2 tables are
+ * allocated in it: alloc_pages_exact()), the same for every address it
+ * maps: set at load, as virt_to_phys() per walk was a percent of a CLEAR
+ * that protects one word under TCG (tools/tcg-profile).  From the linear
+ * alias of a page of the kernel image, not the image address itself, which
+ * is offset by kimage_voffset instead.
+ */
+static u64 kd_s2_page_offset __ro_after_init;
+
+static void kd_s2_walk_init(void)
+{
+	phys_addr_t pa = __pa_symbol(empty_zero_page);
+
+	kd_s2_page_offset = (u64)__va(pa) - pa;
+}
+
 /* KVM_PTE_TYPE with KVM_PTE_TYPE_TABLE, private to hyp/pgtable.c. */
 #define KD_S2_PTE_TYPE_TABLE	BIT(1)
 
@@ -623,7 +644,7 @@ static __always_inline bool kd_pt_walk_begin(struct kvm *kvm,
 		walk->addr_hi = 0;
 		walk->addr_hi_shift = 0;
 	}
-	walk->page_offset = (u64)pgd - virt_to_phys(pgd);
+	walk->page_offset = kd_s2_page_offset;
 	walk->base_gfn = slot->base_gfn;
 	/*
 	 * kvm_mmu_write_protect_pt_masked() write-protects blocks too, and
