@@ -52,15 +52,17 @@ static __always_inline void kd_entry_slot(struct kvm *kvm,
 {
 	u32 as_id = slot >> 16, id = (u16)slot;
 
-	out->slot = NULL;
 	if (as_id < facts->nr_as_ids && id < facts->user_mem_slots)
 		__kd_memslot(kvm, as_id, id, out);
+	else
+		*out = (struct kd_memslot){};
 }
 
 static int kd_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log)
 {
-	struct kd_vm_facts facts;
-	struct kd_memslot memslot;
+	/* Written whole below: not zeroed first (CONFIG_INIT_STACK_ALL_ZERO). */
+	struct kd_vm_facts facts __uninitialized;
+	struct kd_memslot memslot __uninitialized;
 
 	kd_vm_facts(kvm, &facts);
 	kd_entry_slot(kvm, &facts, log->slot, &memslot);
@@ -70,8 +72,9 @@ static int kd_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log)
 
 static int kd_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log)
 {
-	struct kd_vm_facts facts;
-	struct kd_memslot memslot;
+	/* Written whole below: not zeroed first (CONFIG_INIT_STACK_ALL_ZERO). */
+	struct kd_vm_facts facts __uninitialized;
+	struct kd_memslot memslot __uninitialized;
 
 	kd_vm_facts(kvm, &facts);
 	kd_entry_slot(kvm, &facts, log->slot, &memslot);
@@ -317,9 +320,11 @@ static __always_inline void __kd_memslot(struct kvm *kvm, u32 as_id, u32 id,
 {
 	struct kvm_memory_slot *slot = id_to_memslot(__kvm_memslots(kvm, as_id), id);
 
-	out->slot = slot;
-	if (!slot)
+	if (!slot) {
+		*out = (struct kd_memslot){};
 		return;
+	}
+	out->slot = slot;
 	out->npages = slot->npages;
 	out->dirty_logging = slot->flags & KVM_MEM_LOG_DIRTY_PAGES;
 	out->dirty_bitmap = slot->dirty_bitmap;
