@@ -241,28 +241,23 @@ impl<'a> Memslot<'a> {
     pub(crate) fn live(&self) -> Option<&[AtomicUsize]> {
         let live = NonNull::new(self.info.dirty_bitmap)?;
         let words = self.info.bitmap_bytes as usize / core::mem::size_of::<usize>();
-        // SAFETY: as in `bitmaps()`.
+        // SAFETY: `live` is `words` longs, long-aligned, alive while the slot
+        // is.  Every other access to it is atomic (set_bit_le(), xchg,
+        // atomic_long_fetch_andnot), so viewing it as atomics is sound.
         Some(unsafe { core::slice::from_raw_parts(live.as_ptr().cast::<AtomicUsize>(), words) })
     }
 
     /// The slot's bitmaps, or `None` if dirty logging is off for it.
     pub(crate) fn bitmaps(&mut self) -> Option<Bitmaps<'_>> {
-        let info = self.info;
-        let live = NonNull::new(info.dirty_bitmap)?;
-        let words = info.bitmap_bytes as usize / core::mem::size_of::<usize>();
+        let live = self.live()?;
         // KVM allocates 2 * `bitmap_bytes` for the bitmap
         // (kvm_alloc_dirty_bitmap), the second half being the buffer
         // kvm_second_dirty_bitmap() returns.
-        let buffer = info.second_bitmap;
-        // SAFETY: `live` is `words` longs, long-aligned, alive while the slot
-        // is.  Every other access to it is atomic (set_bit_le(), xchg,
-        // atomic_long_fetch_andnot), so viewing it as atomics is sound.
-        let live =
-            unsafe { core::slice::from_raw_parts(live.as_ptr().cast::<AtomicUsize>(), words) };
-        // SAFETY: `buffer` is `words` longs and is only used by
+        let buffer = self.info.second_bitmap;
+        // SAFETY: `buffer` is as many longs as `live` and is only used by
         // GET/CLEAR_DIRTY_LOG under slots_lock, which we hold; `&mut self`,
         // borrowed from `&mut SlotsLocked`, makes this the only view of it.
-        let buffer = unsafe { core::slice::from_raw_parts_mut(buffer.cast::<usize>(), words) };
+        let buffer = unsafe { core::slice::from_raw_parts_mut(buffer.cast::<usize>(), live.len()) };
         Some(Bitmaps { live, buffer })
     }
 
