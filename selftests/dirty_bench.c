@@ -59,6 +59,12 @@
  * with the median, count, minimum and maximum of the samples (microseconds,
  * entries/s for *_eps).
  *
+ * With KD_PROFILE_PHASE=k in the environment (tools/tcg-profile), the ring
+ * mode also marks phases for the instruction-counting plugin: a sync(2)
+ * before and after each timed reset, and "PHASE k NAME calls=1
+ * us_per_call=T" lines, NAME ring-c or ring-rust for the reset and fill for
+ * what came before it (the guest's run), numbered from k on.
+ *
  * Uses the upstream KVM selftest library (libkvm) for the vCPUs and guests.
  */
 #include <stdlib.h>
@@ -125,6 +131,7 @@ static char size_label[32];
 static uint64_t npages, words;
 static bool pretouch, wp_all, log_on, no_write, read_pass, clear_full;
 static int round_nr = 1;
+static int profile_phase = -1;	/* KD_PROFILE_PHASE: next phase, or -1 */
 
 static double now_us(void)
 {
@@ -132,6 +139,20 @@ static double now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/*
+ * Ends a phase of tools/tcg-profile's plugin (its marker is sync(2)) and
+ * names it; nothing without KD_PROFILE_PHASE.
+ */
+static void profile_mark(const char *name, long calls, double us)
+{
+	if (profile_phase < 0)
+		return;
+	sync();
+	printf("PHASE %d %s calls=%ld us_per_call=%.2f\n", profile_phase++,
+	       name, calls, calls ? us / calls : 0);
+	fflush(stdout);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -581,9 +602,11 @@ static void bench_ring(uint32_t entries, uint64_t stride, int reps)
 			guest_dirty(v, 0, stride, count);
 			n = harvest(v, entries);
 			TEST_ASSERT(n == count, "ring: %u entries, want %u", n, count);
+			profile_mark("fill", 0, 0);
 			t0 = now_us();
 			r = __vm_ioctl(v->vm, KVM_RESET_DIRTY_RINGS, NULL);
 			t1 = now_us();
+			profile_mark(v->rust ? "ring-rust" : "ring-c", 1, t1 - t0);
 			TEST_ASSERT(r == (int)n, "KVM_RESET_DIRTY_RINGS: %d (errno %d), want %u",
 				    r, errno, n);
 			v->calls[RESET]++;
@@ -615,6 +638,7 @@ int main(int argc, char *argv[])
 	int reps = 10, full_reps = 1, zero_calls = 20, opt, i;
 	uint32_t entries = 4096;
 	long before[3], rust_calls[3] = { 0 };
+	const char *phase_env = getenv("KD_PROFILE_PHASE");
 
 	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:FTWRr:")) != -1) {
 		switch (opt) {
@@ -669,6 +693,8 @@ int main(int argc, char *argv[])
 	}
 	if (!mode || !bytes)
 		help(argv[0]);
+	if (phase_env)
+		profile_phase = atoi(phase_env);
 	TEST_ASSERT(!read_pass || !strcmp(mode, "wpall"), "-R: with -m wpall only");
 	if (strcmp(paths, "rust"))
 		vms[nr_vms++] = (struct bvm){ .path = "c" };

@@ -3,9 +3,11 @@
 
 Reads insn_window.so's counts (PHASE k, then "ADDR INSNS EXECS" per
 translation block), the kernel's System.map and the module symbols the
-guest printed (KALLSYMS lines of console.log), and ioctl_profile's own
-"PHASE k NAME calls=N us_per_call=T" lines.  Each block's instructions go
-to the function whose symbol is the nearest at or below its address.
+guest printed (KALLSYMS lines of console.log), and the workloads' own
+"PHASE k NAME calls=N us_per_call=T" lines (ioctl_profile's, and
+dirty_bench's ring phases with KD_PROFILE_PHASE); phases of one name add up.
+Each block's instructions go to the function whose symbol is the nearest
+at or below its address.
 """
 import argparse
 import bisect
@@ -39,36 +41,42 @@ def main():
     console = open(args.console, errors="replace").read().splitlines()
     addrs, names = symbols(args.map, console)
     phases = {}
+    calls = collections.Counter()
+    wall = collections.Counter()
     for line in console:
         m = re.match(r"PHASE (\d+) (\S+) calls=(\d+) us_per_call=([\d.]+)", line)
         if m:
-            phases[int(m.group(1))] = (m.group(2), int(m.group(3)), float(m.group(4)))
+            phases[int(m.group(1))] = m.group(2)
+            calls[m.group(2)] += int(m.group(3))
+            wall[m.group(2)] += int(m.group(3)) * float(m.group(4))
 
-    per_phase = collections.defaultdict(collections.Counter)
-    phase = None
+    per_name = collections.defaultdict(collections.Counter)
+    name = None
     with open(args.counts) as f:
         for line in f:
             if line.startswith("PHASE "):
-                phase = int(line.split()[1])
+                name = phases.get(int(line.split()[1]))
+                continue
+            if name is None:
                 continue
             a, insns, execs = line.split()
             i = bisect.bisect_right(addrs, int(a, 16)) - 1
             fn = names[i] if i >= 0 else "?"
-            per_phase[phase][fn] += int(insns) * int(execs)
+            per_name[name][fn] += int(insns) * int(execs)
 
-    by_name = {name: k for k, (name, _, _) in phases.items()}
-    for op in ("clear", "get"):
-        c, r = by_name.get(op + "-c"), by_name.get(op + "-rust")
-        if c is None or r is None:
-            print("%s: phases missing" % op)
+    for op in ("clear", "get", "ring"):
+        c, r = op + "-c", op + "-rust"
+        if not calls[c] or not calls[r]:
+            if op != "ring":
+                print("%s: phases missing" % op)
             continue
-        nc, nr = phases[c][1], phases[r][1]
-        fc = {k: v / nc for k, v in per_phase[c].items()}
-        fr = {k: v / nr for k, v in per_phase[r].items()}
+        nc, nr = calls[c], calls[r]
+        fc = {k: v / nc for k, v in per_name[c].items()}
+        fr = {k: v / nr for k, v in per_name[r].items()}
         tc, tr = sum(fc.values()), sum(fr.values())
         print("== %s: %d calls each; instructions per call C %.0f, Rust %.0f "
               "(Rust/C %.3f); wall us per call C %.2f, Rust %.2f"
-              % (op, nc, tc, tr, tr / tc if tc else 0, phases[c][2], phases[r][2]))
+              % (op, nc, tc, tr, tr / tc if tc else 0, wall[c] / nc, wall[r] / nr))
         rows = sorted(set(fc) | set(fr),
                       key=lambda k: -abs(fr.get(k, 0) - fc.get(k, 0)))
         print("%10s %10s %10s  %s" % ("C", "Rust", "Rust-C", "function"))
