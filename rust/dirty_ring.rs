@@ -6,7 +6,7 @@
 use crate::bindings;
 use crate::counters::{self, Counter};
 use crate::ring::{self, batch_in_slot, Batch, Pushed};
-use crate::vm::{RingRef, SlotsLockGuard, SlotsLocked};
+use crate::vm::{RingRef, SlotRef, SlotsLockGuard, SlotsLocked};
 use crate::wp_masked::{Protector, WalkTally};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -72,6 +72,7 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
     // The batches' walk counters, added once at the end.
     let tally = WalkTally::default();
     let mut sections: u64 = 0;
+    let mut last = LastSlot::default();
 
     'rings: for ring in vm.dirty_rings().flatten() {
         loop {
@@ -85,7 +86,9 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
             // earlier when someone waits (kd_mmu_lock_needbreak).
             let mut held = None;
             let stats = ring::reset(ring.state, ring.entries, RESET_BATCH, |batch| {
-                sections += u64::from(protect_batch(&vm, batch, protect, &tally, &mut held));
+                sections += u64::from(protect_batch(
+                    &vm, batch, protect, &tally, &mut last, &mut held,
+                ));
             });
             drop(held);
             total = total.saturating_add(stats.entries);
@@ -119,6 +122,33 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
     total.min(i32::MAX as u32) as i32
 }
 
+/// The memslot the previous batch named (by its ring encoding), looked up
+/// once for all the batches that name it: a shim call per batch was a
+/// seventh of a reset's instructions at one page per batch
+/// (tools/tcg-profile).  slots_lock, held for the whole reset, keeps it
+/// valid: memslots change only under it.
+#[derive(Default)]
+struct LastSlot<'s> {
+    looked_up: Option<(u32, Option<SlotRef<'s>>)>,
+}
+
+impl<'s> LastSlot<'s> {
+    /// The memslot `slot` (address space in the high 16 bits, id in the low)
+    /// names, if any.
+    fn get(&mut self, vm: &'s SlotsLocked<'_>, slot: u32) -> Option<SlotRef<'s>> {
+        match self.looked_up {
+            Some((key, memslot)) if key == slot => memslot,
+            _ => {
+                let (as_id, id) = (slot >> 16, slot & 0xffff);
+                let valid = as_id < vm.nr_address_spaces() && id < vm.user_mem_slots();
+                let memslot = if valid { vm.slot(as_id, id) } else { None };
+                self.looked_up = Some((slot, memslot));
+                memslot
+            }
+        }
+    }
+}
+
 /// Write-protects one coalesced batch (unless the VM uses write-protect-all
 /// and asked not to), if user space's entries named pages of a dirty-logged
 /// slot; anything else is counted and ignored.  `held` is the memslot
@@ -129,12 +159,10 @@ fn protect_batch<'s>(
     batch: Batch,
     protect: bool,
     tally: &'s WalkTally,
+    last: &mut LastSlot<'s>,
     held: &mut Option<(u32, Protector<'s>)>,
 ) -> bool {
-    let (as_id, id) = (batch.slot >> 16, batch.slot & 0xffff);
-    let valid = as_id < vm.nr_address_spaces() && id < vm.user_mem_slots();
-    let memslot = if valid { vm.slot(as_id, id) } else { None };
-    match memslot {
+    match last.get(vm, batch.slot) {
         Some(slot) if slot.dirty_logging() && batch_in_slot(&batch, slot.npages()) => {
             if !protect {
                 return false;

@@ -12,6 +12,7 @@ use crate::bindings;
 use crate::ring::{DirtyGfn, RingState};
 use crate::wp_masked::{Protector, WalkTally};
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicUsize;
 
@@ -141,24 +142,21 @@ impl SlotsLocked<'_> {
     /// Same preconditions as [`Self::memslot`].
     pub(crate) fn slot(&self, as_id: u32, id: u32) -> Option<SlotRef<'_>> {
         debug_assert!(as_id < self.nr_address_spaces() && id < self.user_mem_slots());
-        let mut info = bindings::kd_memslot {
-            slot: core::ptr::null_mut(),
-            npages: 0,
-            dirty_logging: false,
-            dirty_bitmap: core::ptr::null_mut(),
-            second_bitmap: core::ptr::null_mut(),
-            bitmap_bytes: 0,
-        };
+        let mut info = MaybeUninit::<bindings::kd_memslot>::uninit();
         // SAFETY: live VM, slots_lock held, as_id and id in range (checked
-        // by the caller).
-        unsafe { bindings::kd_memslot(self.raw(), as_id, id, &mut info) };
+        // by the caller); the shim writes the whole struct.
+        let info = unsafe {
+            bindings::kd_memslot(self.raw(), as_id, id, info.as_mut_ptr());
+            info.assume_init()
+        };
         NonNull::new(info.slot).map(|slot| SlotRef {
             mmu: SlotMmu {
                 kvm: self.kvm,
                 slot,
                 _locked: PhantomData,
             },
-            info,
+            npages: info.npages,
+            dirty_logging: info.dirty_logging,
         })
     }
 }
@@ -200,19 +198,20 @@ impl Drop for SlotsLockGuard {
 #[derive(Clone, Copy)]
 pub(crate) struct SlotRef<'a> {
     mmu: SlotMmu<'a>,
-    /// Read once: slots_lock keeps the slot and its fields until `'a` ends.
-    info: bindings::kd_memslot,
+    // Read once: slots_lock keeps the slot and its fields until `'a` ends.
+    npages: u64,
+    dirty_logging: bool,
 }
 
 impl<'a> SlotRef<'a> {
     /// The slot's size in pages.
     pub(crate) fn npages(&self) -> u64 {
-        self.info.npages
+        self.npages
     }
 
     /// Whether user space enabled dirty logging on the slot.
     pub(crate) fn dirty_logging(&self) -> bool {
-        self.info.dirty_logging
+        self.dirty_logging
     }
 
     /// The slot's MMU operations.
