@@ -53,6 +53,7 @@ enum kd_counter {
 	KD_RING_MMU_SECTIONS,	/* mmu_lock sections of the ring resets' batches */
 	KD_WALK_RMAP_WORDS,	/* ... of walk_words, by the shadow MMU's rmaps */
 	KD_WALK_RMAP_SPTES,	/* SPTEs those rmaps named */
+	KD_WALK_CLEARED_PLAIN,	/* ... of walk_cleared, by a plain store */
 	KD_NR_COUNTERS
 };
 
@@ -108,7 +109,7 @@ struct kd_memslot {
 	unsigned long *second_bitmap;	/* kvm_second_dirty_bitmap() */
 	u64 bitmap_bytes;		/* of each of the two */
 };
-/* Fills @out for slot @id of address space @as_id (both in range). */
+/* Fills all of @out for slot @id of address space @as_id (both in range). */
 void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out);
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot);
 
@@ -148,6 +149,7 @@ struct kd_pt_walk {
 	u64 writable;		/* the W bit (x86), S2AP[1] (arm64) */
 	u64 table_mask;		/* above 4K, an entry is a table when these */
 	u64 table_bits;		/* bits are these, else a huge leaf */
+	u64 quiet;		/* a leaf with these set: a plain store (pt_walk.rs) */
 	u64 addr;		/* a table entry's child table address bits, */
 	u64 addr_hi;		/* and more of them (arm64 LPA2: 51:50 in 9:8) */
 	u32 addr_hi_shift;	/* shifted left by this */

@@ -203,6 +203,7 @@ pub(crate) struct WalkTally {
     steps: Cell<u64>,
     leaf_tables: Cell<u64>,
     cleared: Cell<u64>,
+    cleared_plain: Cell<u64>,
     kvm_words: Cell<u64>,
     rmap_words: Cell<u64>,
     rmap_sptes: Cell<u64>,
@@ -218,6 +219,7 @@ impl Drop for WalkTally {
         counters::add(Counter::KD_WALK_STEPS, self.steps.get());
         counters::add(Counter::KD_WALK_LEAF_TABLES, self.leaf_tables.get());
         counters::add(Counter::KD_WALK_CLEARED, self.cleared.get());
+        counters::add(Counter::KD_WALK_CLEARED_PLAIN, self.cleared_plain.get());
         counters::add(Counter::KD_WALK_KVM_WORDS, self.kvm_words.get());
         counters::add(Counter::KD_WALK_RMAP_WORDS, self.rmap_words.get());
         counters::add(Counter::KD_WALK_RMAP_SPTES, self.rmap_sptes.get());
@@ -408,6 +410,7 @@ fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
         writable: info.writable,
         table_mask: info.table_mask,
         table_bits: info.table_bits,
+        quiet: info.quiet,
     };
     let roots = info.nr_roots as usize;
     // Written where it lives, its walkers' array left uninitialized: an
@@ -482,6 +485,7 @@ fn end(walk: &mut Option<Walk>, tally: &WalkTally) {
                 bump(&tally.steps, w.stats.steps);
                 bump(&tally.leaf_tables, w.stats.leaf_tables);
                 bump(&tally.cleared, w.stats.cleared);
+                bump(&tally.cleared_plain, w.stats.cleared_plain);
             }
             pt_walk_end();
         }

@@ -200,6 +200,7 @@ static const char *const kd_counter_names[KD_NR_COUNTERS] = {
 	[KD_RING_MMU_SECTIONS] = "ring_mmu_sections",
 	[KD_WALK_RMAP_WORDS] = "walk_rmap_words",
 	[KD_WALK_RMAP_SPTES] = "walk_rmap_sptes",
+	[KD_WALK_CLEARED_PLAIN] = "walk_cleared_plain",
 };
 
 static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
@@ -442,6 +443,8 @@ static __always_inline bool kd_pt_walk_begin(struct kvm *kvm,
 	walk->writable = w.writable;
 	walk->table_mask = w.huge;
 	walk->table_bits = 0;
+	/* KVM's A/D masks are private to it: always an atomic AND. */
+	walk->quiet = 0;
 	walk->addr = w.addr;
 	walk->addr_hi = 0;
 	walk->page_offset = (u64)__va(0);
@@ -639,6 +642,13 @@ static __always_inline bool kd_pt_walk_begin(struct kvm *kvm,
 	walk->writable = KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W;
 	walk->table_mask = KD_S2_PTE_TYPE_TABLE;
 	walk->table_bits = KD_S2_PTE_TYPE_TABLE;
+	/*
+	 * The hardware may set AF (VTCR_EL2.HA), never DBM-style W (KVM sets
+	 * no DBM in stage 2), and every software writer of a leaf but the
+	 * walk holds mmu_lock: a leaf with AF set is ours alone, written
+	 * with a plain store as stage2_try_set_pte() does under the lock.
+	 */
+	walk->quiet = KVM_PTE_LEAF_ATTR_LO_S2_AF;
 	/* As kvm_pte_to_phys(). */
 	if (kvm_lpa2_is_enabled()) {
 		walk->addr = KVM_PTE_ADDR_MASK_LPA2;
