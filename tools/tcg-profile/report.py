@@ -13,6 +13,7 @@ import argparse
 import bisect
 import collections
 import re
+import statistics
 
 
 def symbols(map_path, console):
@@ -43,12 +44,14 @@ def main():
     phases = {}
     calls = collections.Counter()
     wall = collections.Counter()
+    per_phase_us = collections.defaultdict(list)
     for line in console:
         m = re.match(r"PHASE (\d+) (\S+) calls=(\d+) us_per_call=([\d.]+)", line)
         if m:
             phases[int(m.group(1))] = m.group(2)
             calls[m.group(2)] += int(m.group(3))
             wall[m.group(2)] += int(m.group(3)) * float(m.group(4))
+            per_phase_us[m.group(2)].append(float(m.group(4)))
 
     per_name = collections.defaultdict(collections.Counter)
     name = None
@@ -77,6 +80,12 @@ def main():
         print("== %s: %d calls each; instructions per call C %.0f, Rust %.0f "
               "(Rust/C %.3f); wall us per call C %.2f, Rust %.2f"
               % (op, nc, tc, tr, tr / tc if tc else 0, wall[c] / nc, wall[r] / nr))
+        if len(per_phase_us[c]) > 1:
+            # Phases of one call each (the ring): the mean above carries
+            # the first call's translation; the median does not.
+            print("   median wall us per call over %d phases: C %.2f, Rust %.2f"
+                  % (len(per_phase_us[c]), statistics.median(per_phase_us[c]),
+                     statistics.median(per_phase_us[r])))
         rows = sorted(set(fc) | set(fr),
                       key=lambda k: -abs(fr.get(k, 0) - fc.get(k, 0)))
         print("%10s %10s %10s  %s" % ("C", "Rust", "Rust-C", "function"))
