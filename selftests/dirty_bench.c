@@ -70,6 +70,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "kd_phase.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -141,18 +142,11 @@ static double now_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-/*
- * Ends a phase of tools/tcg-profile's plugin (its marker is sync(2)) and
- * names it; nothing without KD_PROFILE_PHASE.
- */
+/* A phase of tools/tcg-profile's plugin; nothing without KD_PROFILE_PHASE. */
 static void profile_mark(const char *name, long calls, double us)
 {
-	if (profile_phase < 0)
-		return;
-	sync();
-	printf("PHASE %d %s calls=%ld us_per_call=%.2f\n", profile_phase++,
-	       name, calls, calls ? us / calls : 0);
-	fflush(stdout);
+	if (profile_phase >= 0)
+		kd_phase_mark(profile_phase++, name, calls, us);
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -28,6 +28,8 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "kd_phase.h"
+
 #define BIND_VMS "/sys/module/kvm_dirty/parameters/bind_vms"
 #define PAGE 4096ul
 
@@ -98,12 +100,7 @@ static int phase_nr;
 
 static void phase(const char *name, long calls, double t0)
 {
-	double us = now_us() - t0;
-
-	sync();	/* the plugin's marker: it dumps this phase's counts */
-	printf("PHASE %d %s calls=%ld us_per_call=%.2f\n", phase_nr++, name,
-	       calls, calls ? us / calls : 0);
-	fflush(stdout);
+	kd_phase_mark(phase_nr++, name, calls, now_us() - t0);
 }
 
 int main(int argc, char **argv)
