@@ -38,8 +38,8 @@
  *   -B        ring mode with the bitmap beside the rings
  *             (KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP, arm64): each round also
  *             reads and clears the bitmap (GET_DIRTY_LOG), where KVM puts
- *             what no running vCPU dirtied; with it, arm64 logs a THP-backed
- *             slot page by page (known-issues.rst)
+ *             what no running vCPU dirtied: the configuration QEMU uses
+ *             on arm64 (without -B, a ring-only VM: no bitmap at all)
  *   -L        every 8th round, dirty logging off and on again on the slot (a
  *             flags-only change, which a write-protect-all VM serves with
  *             one WP-all), then a copy of everything: a VMM restarting a

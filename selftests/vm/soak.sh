@@ -66,14 +66,10 @@ while [ $(($(date +%s) - start)) -lt $((minutes * 60)) ]; do
 	step "dirty_log_test rust" /tests/dirty_log_rust.sh all 3 "$@"
 	step "dirty_log_test c" /tests/dirty_log_c.sh dirty-log 3 "$@"
 	for m in bitmap clear ring; do
-		# arm64 KVM loses writes to THP-backed ring-only slots, on both
-		# paths (Documentation/known-issues.rst): no THP for rings there.
-		t=$thp
-		[ $m = ring ] && [ "$(uname -m)" = aarch64 ] && t=
-		step "dirty_stress $m rust" /tests/stress.sh rust -M $m -t 20 -v $v $t
-		step "dirty_stress $m c" /tests/stress.sh c -M $m -t 20 -v $v $t
+		step "dirty_stress $m rust" /tests/stress.sh rust -M $m -t 20 -v $v $thp
+		step "dirty_stress $m c" /tests/stress.sh c -M $m -t 20 -v $v $thp
 		[ -n "$wpall" ] &&
-			step "dirty_stress $m+wp-all rust" /tests/stress.sh rust -A -L -M $m -t 20 -v $v $t
+			step "dirty_stress $m+wp-all rust" /tests/stress.sh rust -A -L -M $m -t 20 -v $v $thp
 	done
 	step "ring_hostile" /tests/ring_hostile.sh
 	# The counters restart with the module: add them up before the reload.
