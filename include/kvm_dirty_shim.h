@@ -80,6 +80,7 @@ void kd_count_pcpu(enum kd_pcpu_counter which);
 int kd_shim_register(u64 *counters);
 void kd_shim_unregister(void);
 bool kd_bind_vms(void);
+bool kd_fail_wp_all(void);
 
 /* VM state.  slots_lock is held by KVM around kd_rs_{get,clear}_dirty_log. */
 void kd_slots_lock(struct kvm *kvm);

@@ -214,6 +214,10 @@ struct RootWalk {
 /// `KVM_WRITE_PROTECT_ALL_MEM`.
 #[no_mangle]
 extern "C" fn kd_rs_write_protect_all(kvm: *mut bindings::kvm) -> i32 {
+    // SAFETY: takes one off the shim's `fail_wp_all` test knob, if set.
+    if unsafe { bindings::kd_fail_wp_all() } {
+        return EIO.to_errno();
+    }
     // SAFETY: KVM calls the VM ioctl on a live VM.
     let state = unsafe { vm_state(kvm) };
     if state.flags.load(Ordering::Acquire) & VM_WP_ALL == 0 {

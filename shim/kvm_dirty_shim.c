@@ -36,6 +36,25 @@ bool kd_bind_vms(void)
 	return READ_ONCE(bind_vms);
 }
 
+/*
+ * Test knob: the next N KVM_WRITE_PROTECT_ALL_MEM calls fail with -EIO, so
+ * that a test can see what the VMM does when a dirty sync fails (a migration
+ * must fail, the source guest run on).  Written at run time; each failed call
+ * takes one off.
+ */
+static int fail_wp_all;
+module_param(fail_wp_all, int, 0644);
+MODULE_PARM_DESC(fail_wp_all, "Test knob: fail the next N KVM_WRITE_PROTECT_ALL_MEM calls with -EIO (default: 0)");
+
+bool kd_fail_wp_all(void)
+{
+	int n = READ_ONCE(fail_wp_all);
+
+	while (n > 0 && !try_cmpxchg(&fail_wp_all, &n, n - 1))
+		;
+	return n > 0;
+}
+
 static __always_inline void __kd_memslot(struct kvm *kvm, u32 as_id, u32 id,
 					 struct kd_memslot *out);
 

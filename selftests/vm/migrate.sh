@@ -8,14 +8,14 @@
 # dirty tracking lost differs); then the destination runs on and its guest
 # checks every page against its own sweep count.
 #
-# MODE: bitmap (QEMU 7.2's default: manual protect + CLEAR), classic (the
+# MODE: bitmap (QEMU's default: manual protect + CLEAR), classic (the
 # bitmap without manual protect: GET clears and protects), ring
 # (dirty-ring-size=4096), all three with dirty-wp-all=off; wpall
 # (dirty-wp-all=on: one KVM_WRITE_PROTECT_ALL_MEM per sync); default (no
 # option: dirty-wp-all=auto, write-protect-all on the Rust path, bitmap on
 # the C path, whose VM does not offer it).  wpall-skip, a test of this test:
 # harvests without write-protect and never write-protects
-# (tools/qemu/0005), which loses writes; passes (exit 0) when both checks
+# (tools/qemu/0006), which loses writes; passes (exit 0) when both checks
 # see the loss, exits 3 when the migration lost nothing.
 #
 # PATH: rust (VMs bound to kvm_dirty.ko: its counters must show it served
@@ -75,7 +75,7 @@ common="-accel $accel -M pc,smm=off -m 128M -bios $payload
 # destination's reader (the test kernel has no sockets).
 mkfifo $w/src.in $w/dst.in $w/stream
 exec 3<> $w/src.in 4<> $w/dst.in
-# The source traces each VM ioctl's time in the kernel (tools/qemu/0004).
+# The source traces each VM ioctl's time in the kernel (tools/qemu/0005).
 $Q $common -debugcon file:$w/src.con -monitor stdio \
 	-trace kvm_vm_ioctl_done -D $w/src.trace \
 	< $w/src.in > $w/src.out 2>&1 &
@@ -248,7 +248,7 @@ echo "MIGRATE mode=$mode path=$path total_ms=$(figure "total time")" \
 	"downtime_ms=$(figure downtime) syncs=$syncs $ioctls" \
 	"normal_pages=$(figure normal) zero_pages=$(figure duplicate)" \
 	"transferred_kb=$(figure "transferred ram") wall_s=$secs"
-case $ioctls in *" sync_ioctls=0 "*) die "no dirty-log ioctl traced (QEMU without tools/qemu/0004?)" ;; esac
+case $ioctls in *" sync_ioctls=0 "*) die "no dirty-log ioctl traced (QEMU without tools/qemu/0005?)" ;; esac
 [ "${syncs:-0}" -ge 2 ] || die "only ${syncs:-0} dirty syncs: no pre-copy round to check"
 
 # Both sides stopped: the source after completion, the destination by -S.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # migrate_lost_writes.sh: the migration test's checks must catch lost
 # writes.  migrate.sh wpall-skip runs a QEMU that harvests without
-# write-protect and never write-protects (tools/qemu/0005): after its
+# write-protect and never write-protects (tools/qemu/0006): after its
 # first write fault a page stays writable, and its later writes are never
 # logged.  The memories compared at switchover must differ and the
 # destination guest must find a stale page.

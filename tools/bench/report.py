@@ -227,7 +227,7 @@ def write_migration_md(path, mig):
         f.write("\nLive migration of the patched QEMU (selftests/vm/migrate.sh: 128M guest, "
                 "64M rewritten in sweeps), medians over the rounds.  Sync ioctls: the time the "
                 "source's GET_DIRTY_LOG, CLEAR_DIRTY_LOG, RESET_DIRTY_RINGS and "
-                "WRITE_PROTECT_ALL_MEM spent in the kernel (QEMU's trace, tools/qemu/0004); "
+                "WRITE_PROTECT_ALL_MEM spent in the kernel (QEMU's trace, tools/qemu/0005); "
                 "memslot updates: dirty logging on and off.  vs C: sync ioctl time per sync "
                 "against the C path of the same mode; vs C bitmap: against QEMU's default "
                 "on the C path.  Retried tries: the tries of all rounds that met the emulator "
