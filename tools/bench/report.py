@@ -3,6 +3,7 @@
 """Turn the console of a `make bench` VM run into tables and a plot.
 
     report.py --console out/bench/console.log --out out/bench [--wall SECS]
+              [--commit REV] [--flavour KERNEL]
 
 Reads the RESULT lines of selftests/vm/bench.sh (one per metric, path and
 round; value = that run's median) and writes, in --out:
@@ -11,6 +12,10 @@ round; value = that run's median) and writes, in --out:
   results.csv          per case: C and Rust medians over the rounds, the
                        Rust/C ratio, the spread of each path
   results.md           the same as a Markdown table, with the run's settings
+  results.rst          the summary Documentation/bench.rst keeps: per case
+                       class, the range over its sizes of the paired Rust/C
+                       ratio, as an rst table headed by the commit and the
+                       kernel flavour measured
   latency_vs_size.png  latency against guest memory size, C vs Rust
   migration.csv        per migration mode and path: the medians of
                        bench.sh migrate's figures (also in results.md)
@@ -192,6 +197,105 @@ def write_md(path, summary, info, wall, rounds, alone=()):
                         f"{fmt(a['lo'], a['metric'])}-{fmt(a['hi'], a['metric'])} | {a['rounds']} |\n")
 
 
+# The rows of the summary (results.rst): label, metric, which cases (by
+# their tags), and the case's size as the table shows it (the ring reset's
+# is its ring's entries).  Rows without a case in the run are left out.
+def _tag(key, val):
+    return lambda tags: re.search(rf"(^| ){key}={val}( |$)", tags) is not None
+
+
+def _entries(tags, size):
+    m = re.search(r"entries=(\d+)", tags)
+    return f"{int(m.group(1)) // 1024}K" if m else size
+
+
+SUMMARY = [
+    ("GET, 0 % dirty", "get_us", _tag("dirty", "0")),
+    ("GET, 1 % dirty", "get_us", _tag("dirty", "1")),
+    ("GET, 100 % dirty", "get_us", _tag("dirty", "100")),
+    ("GET, manual protect (a copy)", "get_manual_us", lambda t: True),
+    ("CLEAR of a whole written slot", "clear_us", _tag("dirty", "100")),
+    ("CLEAR, 64 written pages", "clear_us", _tag("pages", "64")),
+    ("CLEAR, 64 never-mapped pages", "clear_empty_us", lambda t: True),
+    ("ring reset, stride 67 (C/Rust entries/s)", "ring_reset_eps", _tag("stride", "67")),
+    ("ring reset, stride 1 (C/Rust entries/s)", "ring_reset_eps", _tag("stride", "1")),
+    ("perf_test GET average, manual protect", "perf_get_us", _tag("mode", "manual")),
+    ("perf_test GET average, classic", "perf_get_us", _tag("mode", "nomanual")),
+    ("perf_test CLEAR average", "perf_clear_us", lambda t: True),
+    ("WP-all round against classic GET, 0 % dirty", "round_us", _tag("dirty", "0")),
+    ("WP-all round against classic GET, 1 % dirty", "round_us", _tag("dirty", "1")),
+    ("WP-all round against classic GET, 100 % dirty", "round_us", _tag("dirty", "100")),
+    ("guest reads after a 1 % round", "read_us", _tag("dirty", "1")),
+    ("guest writes after a 1 % round", "write_us",
+     lambda t: _tag("dirty", "1")(t) and "after=" not in t),
+    ("dirty logging on, slot fully mapped", "log_on_us", lambda t: "writes=0" not in t),
+]
+
+
+def fmt_ratio(v):
+    """Two decimals; two significant digits below 0.1 (0.006, 0.028)."""
+    return f"{v:.2f}" if v >= 0.1 else f"{v:.2g}"
+
+
+def sizes_label(labels):
+    """64M-4G for three sizes or more, 256M, 1G for two, 1G for one."""
+    if len(labels) > 2:
+        return f"{labels[0]}-{labels[-1]}"
+    return ", ".join(labels)
+
+
+def summary_rows(summary, mig):
+    rows = []
+    for label, metric, want in SUMMARY:
+        cases = [s for s in summary if s["metric"] == metric and want(s["tags"])
+                 and s["ratio_paired"] == s["ratio_paired"]]
+        if not cases:
+            continue
+        cases.sort(key=lambda c: size_mib(_entries(c["tags"], c["size"])) or
+                   int(_entries(c["tags"], c["size"]).rstrip("K") or 0))
+        names = []
+        for c in cases:
+            n = _entries(c["tags"], c["size"])
+            if n not in names:
+                names.append(n)
+        lo = min(c["ratio_paired"] for c in cases)
+        hi = max(c["ratio_paired"] for c in cases)
+        ratio = f"{lo:.3f}" if lo == hi else f"{fmt_ratio(lo)}-{fmt_ratio(hi)}"
+        rows.append((label, sizes_label(names), ratio))
+    c_per = {r["mode"]: r["sync_us_per_sync"] for r in mig if r["path"] == "c"}
+    vs = [f"{r['mode']} {r['sync_us_per_sync'] / c_per[r['mode']]:.2f}"
+          for r in mig if r["path"] == "rust" and c_per.get(r["mode"])]
+    if vs:
+        rows.append(("migration, sync ioctl time per sync vs C", "128M guest", ", ".join(vs)))
+    return rows
+
+
+def write_rst(path, summary, mig, info, wall, commit, flavour):
+    """The summary table of Documentation/bench.rst, as rst."""
+    kv = dict(f.split("=", 1) for i in info for f in i.split() if "=" in f)
+    arch = kv.get("arch", "?")
+    if arch == "x86_64":
+        where = "x86_64, TDP MMU (npt=1)" if kv.get("npt") in ("1", "Y") else \
+            "x86_64, shadow MMU (npt=0)"
+    else:
+        where = f"{arch}, stage 2"
+    rows = [("case", "sizes", "paired Rust/C")] + summary_rows(summary, mig)
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    rule = "  ".join("=" * n for n in w)
+    with open(path, "w") as f:
+        f.write(f"{where}: commit {commit or 'unknown'}, {flavour or 'test'} kernel "
+                f"({kv.get('kernel', '?')})")
+        if wall:
+            f.write(f", {wall:,} s")
+        f.write(".\n\n")
+        f.write(rule + "\n")
+        for i, r in enumerate(rows):
+            f.write("  ".join(c.ljust(n) for c, n in zip(r, w)).rstrip() + "\n")
+            if i == 0:
+                f.write(rule + "\n")
+        f.write(rule + "\n")
+
+
 MIG_COLS = [("mig_total_ms", "total, ms"), ("mig_downtime_ms", "downtime, ms"),
             ("mig_syncs", "dirty syncs"), ("mig_sync_ioctl_us", "sync ioctls, us"),
             ("mig_sync_ioctls", "sync ioctls"), ("mig_memslot_us", "memslot updates, us"),
@@ -367,8 +471,9 @@ def plot(path, rows, arm64=False):
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=90)
 
-    # Write-protect-all (classes wpall and logon), beside seed 003's rows
-    # (KVM Forum 2017: 3 GiB, 12 vCPUs, hardware).
+    # Write-protect-all (classes wpall and logon), beside the figures of
+    # Xiao Guangrong's "fast write protection" (KVM Forum 2017: 3 GiB,
+    # 12 vCPUs, hardware).
     if not any(r["metric"] in ("round_us", "log_on_us") for r in rows):
         return
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.5))
@@ -385,12 +490,12 @@ def plot(path, rows, arm64=False):
     for ax, classic, wp, what in ((axes[0], 64289.121, 137.654, "GET"),
                                   (axes[1], 156000, 6000, "first dirty log")):
         ax.plot([3072], [classic], marker="*", ms=12, ls="", color="black",
-                label=f"seed 003 {what}, classic (hardware, 3G)")
+                label=f"KVM Forum 2017 {what}, classic (hardware, 3G)")
         ax.plot([3072], [wp], marker="*", ms=12, ls="", color="grey",
-                label=f"seed 003 {what}, fast write protection")
+                label=f"KVM Forum 2017 {what}, fast write protection")
         ax.legend(fontsize=8)
     where = "arm64 stage 2 (4K guest pages, 2M blocks)" if arm64 else "x86 TDP MMU"
-    fig.suptitle(f"write-protect-all (seed 003), {where}, same VM boot, nested QEMU TCG",
+    fig.suptitle(f"write-protect-all, {where}, same VM boot, nested QEMU TCG",
                  fontsize=13)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(os.path.join(os.path.dirname(path), "wp_all.png"), dpi=90)
@@ -401,6 +506,8 @@ def main():
     ap.add_argument("--console", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--wall", type=int, default=0)
+    ap.add_argument("--commit", default="", help="the commit measured")
+    ap.add_argument("--flavour", default="", help="the kernel flavour (KD_KERNEL)")
     a = ap.parse_args()
     rows, info = parse(a.console)
     if not rows:
@@ -422,6 +529,8 @@ def main():
     write_md(os.path.join(a.out, "results.md"), summary, info, a.wall, rounds, rust_only(rows))
     if mig:
         write_migration_md(os.path.join(a.out, "results.md"), mig)
+    write_rst(os.path.join(a.out, "results.rst"), summary, mig, info, a.wall,
+              a.commit, a.flavour)
     if rows:
         plot(os.path.join(a.out, "latency_vs_size.png"), rows,
              arm64=any("arch=aarch64" in i for i in info))

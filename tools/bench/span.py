@@ -6,8 +6,8 @@
 
 One line per case found in every run: each run's paired ratio (the median
 of the per-round ratios), then their lowest and highest.  --above X lists
-only the cases whose highest paired ratio is above X (issue 10's bar is
-1.00).  What span.py does not do is judge noise: Documentation/bench.rst
+only the cases whose highest paired ratio is above X (--above 1.00: the
+cases where the module was slower than KVM's C path in some run).  What span.py does not do is judge noise: Documentation/bench.rst
 "Noise band" says how far a ratio moves between runs.
 """
 import argparse
