@@ -8,7 +8,7 @@ shift 2
 if [ -d "$KD" ]; then
 	bind_vms 0
 	snap before
-	run_known /tmp/dlt.out /tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@"
+	run_out /tmp/dlt.out /tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@"
 	rc=$?
 	bind_vms 1
 	[ $rc = 0 ] || fail "dirty_log_test -M $mode on the C path"

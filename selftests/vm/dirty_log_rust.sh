@@ -11,13 +11,8 @@ mode=$1 iters=$2
 shift 2
 [ -d "$KD" ] || fail "kvm_dirty.ko is not loaded"
 bind_vms 1
-# Each try counts from its own snapshot (run_known retries the emulator
-# issue).
-attempt() {
-	snap before
-	/tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@"
-}
-run_known /tmp/dlt.out attempt "$@"
+snap before
+run_out /tmp/dlt.out /tests/dirty_log_test -M "$mode" -i "$iters" -I 10 "$@"
 rc=$?
 [ $rc = 0 ] || fail "dirty_log_test -M $mode"
 

@@ -9,8 +9,7 @@
 # dirty_stress -A -L (logging off and on too) in each mode on the Rust path.
 # Every step has a watchdog: past its limit it prints where the soak stands,
 # dumps blocked tasks and CPU stacks, and fails.  Prints a SOAK line per
-# iteration and a SOAK-TOTAL line at the end, with the known emulator issues
-# retried (known_issue_retries, Documentation/known-issues.rst).
+# iteration and a SOAK-TOTAL line at the end.
 . /tests/lib.sh
 minutes=$1
 shift
@@ -76,13 +75,10 @@ while [ $(($(date +%s) - start)) -lt $((minutes * 60)) ]; do
 	harvested=$((harvested + $(c pages_harvested))) resets=$((resets + $(c ring_resets)))
 	step "insmod/rmmod" sh -c 'rmmod kvm_dirty && insmod /lib/modules/kvm_dirty.ko'
 	echo "SOAK iteration=$iter elapsed=$(($(date +%s) - start))s steps=$steps" \
-		"known_issue_retries=$(cat /tmp/known-issues 2>/dev/null | wc -l)" \
 		"stress_rounds=$stress_rounds stress_pages=$stress_pages"
 done
 harvested=$((harvested + $(c pages_harvested))) resets=$((resets + $(c ring_resets)))
 kmemleak_clean kvm
-known=$(cat /tmp/known-issues 2>/dev/null | wc -l)
 echo "SOAK-TOTAL minutes=$minutes iterations=$iter steps=$steps hangs=0" \
-	"known_issue_retries=$known" \
 	"rust_pages_harvested=$harvested rust_ring_resets=$resets" \
 	"stress_rounds=$stress_rounds stress_pages_copied=$stress_pages"

@@ -317,8 +317,6 @@ def migration(rows):
             row[m] = statistics.median(by[m]) if m in by else float("nan")
         per = [t / n for t, n in zip(by.get("mig_sync_ioctl_us", []), by.get("mig_syncs", [])) if n]
         row["sync_us_per_sync"] = statistics.median(per) if per else float("nan")
-        # Not a median: every retried try of every round counts.
-        row["retries"] = int(sum(by["mig_retries"])) if "mig_retries" in by else float("nan")
         out.append(row)
     key = {m: i for i, m in enumerate(MIG_MODES)}
     return sorted(out, key=lambda x: (key.get(x["mode"], 99), x["path"]))
@@ -334,20 +332,18 @@ def write_migration_md(path, mig):
                 "WRITE_PROTECT_ALL_MEM spent in the kernel (QEMU's trace, tools/qemu/0005); "
                 "memslot updates: dirty logging on and off.  vs C: sync ioctl time per sync "
                 "against the C path of the same mode; vs C bitmap: against QEMU's default "
-                "on the C path.  Retried tries: the tries of all rounds that met the emulator "
-                "issue of Documentation/known-issues.rst and ran again (- : not recorded).\n\n"
+                "on the C path.\n\n"
                 "| mode | path | " + " | ".join(h for _, h in MIG_COLS) +
-                " | per sync, us | vs C | vs C bitmap | retried tries | n |\n"
-                "|---|---|" + "---:|" * (len(MIG_COLS) + 5) + "\n")
+                " | per sync, us | vs C | vs C bitmap | n |\n"
+                "|---|---|" + "---:|" * (len(MIG_COLS) + 4) + "\n")
         for r in mig:
             cells = [f"{r[m]:,.0f}" if r[m] == r[m] else "-" for m, _ in MIG_COLS]
             per = r["sync_us_per_sync"]
             own = c_per.get(r["mode"])
             vs = f"{per / own:.2f}" if own and r["path"] != "c" else "-"
             vsb = f"{per / base:.2f}" if base and not (r["path"] == "c" and r["mode"] == "bitmap") else "-"
-            ret = "-" if r["retries"] != r["retries"] else str(r["retries"])
             f.write(f"| {r['mode']} | {r['path']} | " + " | ".join(cells) +
-                    f" | {per:,.0f} | {vs} | {vsb} | {ret} | {r['rounds']} |\n")
+                    f" | {per:,.0f} | {vs} | {vsb} | {r['rounds']} |\n")
 
 
 def pct(tags):
@@ -520,7 +516,7 @@ def main():
     rows = [r for r in rows if not r["metric"].startswith("mig_")]
     if mig:
         write_csv(os.path.join(a.out, "migration.csv"), mig,
-                  ["mode", "path"] + [m for m, _ in MIG_COLS] + ["sync_us_per_sync", "retries", "rounds"])
+                  ["mode", "path"] + [m for m, _ in MIG_COLS] + ["sync_us_per_sync", "rounds"])
     summary = summarize(rows)
     write_csv(os.path.join(a.out, "results.csv"), summary,
               ["metric", "tags", "size", "c_median", "rust_median", "ratio", "ratio_paired", "ratio_best", "ratio_min",
