@@ -6,6 +6,7 @@
 # ARCH=arm64 selects the arm64 kernel and VM (default: x86_64).
 #
 #   make run     install, build, boot the VM, show the module at work
+#                (RAW=1: every debugfs counter at the end too)
 #   make check   the tests, both architectures; ends with "N passed, N failed"
 #   make check-full   make check and the long matrices (sanitizer kernel,
 #                every arm64 guest mode, larger perf runs), and the soak lane
@@ -27,7 +28,10 @@ build:
 	scripts/build
 
 run: build
-	scripts/vm-run -f selftests/vm/demo-$(KD_ARCH).list
+	@mkdir -p out
+	sed '$(if $(RAW),s/^demo_summary.sh$$/demo_summary.sh -r/)' \
+		selftests/vm/demo-$(KD_ARCH).list > out/demo.list
+	scripts/vm-run -f out/demo.list
 
 check:
 	scripts/check

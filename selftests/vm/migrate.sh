@@ -236,7 +236,7 @@ ioctls=$(awk '/kvm_vm_ioctl_done/ {
 echo "MIGRATE mode=$mode path=$path total_ms=$(figure "total time")" \
 	"downtime_ms=$(figure downtime) syncs=$syncs $ioctls" \
 	"normal_pages=$(figure normal) zero_pages=$(figure duplicate)" \
-	"transferred_kb=$(figure "transferred ram") wall_s=$secs"
+	"transferred_kb=$(figure "transferred ram") wall_s=$secs" | tee $w/figures
 case $ioctls in *" sync_ioctls=0 "*) die "no dirty-log ioctl traced (QEMU without tools/qemu/0005?)" ;; esac
 [ "${syncs:-0}" -ge 2 ] || die "only ${syncs:-0} dirty syncs: no pre-copy round to check"
 
@@ -333,3 +333,5 @@ mon_src quit
 mon_dst quit
 passed=1
 echo "PASS: migrate.sh $mode $path"
+# For the demo's summary (demo_summary.sh): the verdict and the figures.
+grep '^MIGRATE ' $w/figures 2>/dev/null | tail -1 >> /tmp/kd-migrations
