@@ -3,10 +3,10 @@
 //! KVM_CLEAR_DIRTY_LOG: validate like upstream, copy the user bitmap in,
 //! clear and re-protect what was really cleared, flush once.
 
+use crate::algo::clear::clear;
+use crate::algo::harvest::BITS_PER_WORD;
 use crate::bindings;
-use crate::clear::clear;
 use crate::counters::{self, Counter};
-use crate::harvest::BITS_PER_WORD;
 use crate::popcnt::with_popcnt;
 use crate::vm::SlotsLocked;
 use crate::wp_masked::WalkTally;

@@ -3,9 +3,9 @@
 //! The dirty ring's two kernel entry points: mark_page_dirty (push, or set
 //! the bitmap bit) on the vCPU, and KVM_RESET_DIRTY_RINGS.
 
+use crate::algo::ring::{self, batch_in_slot, Batch, Pushed};
 use crate::bindings;
 use crate::counters::{self, Counter};
-use crate::ring::{self, batch_in_slot, Batch, Pushed};
 use crate::vm::{RingRef, SlotRef, SlotsLockGuard, SlotsLocked};
 use crate::wp_masked::{Protector, WalkTally};
 use core::sync::atomic::{AtomicUsize, Ordering};

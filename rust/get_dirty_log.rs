@@ -3,9 +3,9 @@
 //! KVM_GET_DIRTY_LOG: validate like upstream, harvest, protect, flush, copy
 //! (without the protect and the flush for a VM that uses write-protect-all).
 
+use crate::algo::harvest::harvest;
 use crate::bindings;
 use crate::counters::{self, Counter};
-use crate::harvest::harvest;
 use crate::popcnt::with_popcnt;
 use crate::vm::{Bitmaps, SlotMmu, SlotsLocked};
 use crate::wp_masked::WalkTally;

@@ -24,6 +24,7 @@
 use counters::Counter;
 use kernel::prelude::*;
 
+mod algo;
 mod bindings;
 mod clear_dirty_log;
 mod counters;
@@ -31,32 +32,10 @@ mod dirty_ring;
 mod get_dirty_log;
 mod popcnt;
 mod vm;
-
-// The pure algorithm files: `core` only, and `pub` for the user-space test
-// crate (tools/dirty-algos), which builds them unchanged.
-#[allow(unreachable_pub)]
-mod clear;
-#[allow(unreachable_pub)]
-mod harvest;
-// The masked write-protect as a page-table walk (issue 10), and as an rmap
-// walk on the x86 shadow MMU; their kernel side is `wp_masked`.
-#[allow(unreachable_pub)]
-mod pt_walk;
-#[allow(unreachable_pub)]
-mod ring;
-#[allow(unreachable_pub)]
-mod rmap_walk;
-mod wp_masked;
-// Write-protect-all (issue 14): the MMU-independent core, and its kernel
-// side on the x86 TDP MMU.
-#[allow(unreachable_pub, dead_code)]
-mod wp_all;
-// ... and on arm64 stage 2 (issue 11): the algorithm, and its kernel side.
 mod wp_all_arm64;
 mod wp_all_shadow;
-#[allow(unreachable_pub, dead_code)]
-mod wp_all_stage2;
 mod wp_all_tdp;
+mod wp_masked;
 
 module! {
     type: KvmDirty,

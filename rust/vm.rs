@@ -8,8 +8,8 @@
 //! as long as the view lives, so memslots cannot be deleted, moved or have
 //! their bitmaps freed.
 
+use crate::algo::ring::{DirtyGfn, RingState};
 use crate::bindings;
-use crate::ring::{DirtyGfn, RingState};
 use crate::wp_masked::{Protector, WalkTally};
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;

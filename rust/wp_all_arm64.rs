@@ -16,8 +16,10 @@
 //! mechanism itself needs none: a pending descriptor is its own "stale"
 //! mark.
 
+use crate::algo::wp_all_stage2::{
+    push_down, write_protect_top, PushDown, LAST_LEVEL, S2AP_W, VALID,
+};
 use crate::bindings;
-use crate::wp_all_stage2::{push_down, write_protect_top, PushDown, LAST_LEVEL, S2AP_W, VALID};
 use crate::wp_all_tdp::{count_push_height, VmWpState};
 use bindings::kd_pcpu_counter as Pcpu;
 use core::sync::atomic::AtomicU64;

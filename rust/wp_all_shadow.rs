@@ -27,8 +27,8 @@
 //! switched without a lock, are in Documentation/wp-all.rst ("The shadow
 //! MMU") and `tools/dirty-algos/tests/wp_all_shadow.rs`.
 
+use crate::algo::wp_all::PushDown;
 use crate::bindings;
-use crate::wp_all::PushDown;
 use crate::wp_all_tdp::{clear_writable, table, vm_state, PRESENT, WRITABLE};
 use bindings::kd_pcpu_counter as Pcpu;
 use core::sync::atomic::Ordering;

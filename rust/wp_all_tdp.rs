@@ -30,9 +30,9 @@
 //!
 //! The SPTE format is checked once, when a VM turns the capability on.
 
+use crate::algo::wp_all::{PushDown, TableWp, VmWp, ENTRIES};
 use crate::bindings;
 use crate::counters::{self, Counter};
-use crate::wp_all::{PushDown, TableWp, VmWp, ENTRIES};
 use crate::wp_all_arm64;
 use bindings::kd_pcpu_counter as Pcpu;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -15,10 +15,10 @@
 //! function does beside clearing W, and how the walk does the same, is in
 //! Documentation/design.rst "The masked write-protect".
 
+use crate::algo::pt_walk::{EntryBits, Tables, Walker, MAX_LEVEL};
+use crate::algo::rmap_walk::{RmapBits, RmapWalker, Rmaps, LEVELS};
 use crate::bindings;
 use crate::counters::{self, Counter};
-use crate::pt_walk::{EntryBits, Tables, Walker, MAX_LEVEL};
-use crate::rmap_walk::{RmapBits, RmapWalker, Rmaps, LEVELS};
 use crate::vm::MmuLocked;
 use core::cell::Cell;
 use core::mem::MaybeUninit;
@@ -27,7 +27,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 const PAGE_SHIFT: u32 = 12;
 const MAX_ROOTS: usize = bindings::KD_PT_MAX_ROOTS as usize;
-const ENTRIES: u32 = crate::pt_walk::ENTRIES as u32;
+const ENTRIES: u32 = crate::algo::pt_walk::ENTRIES as u32;
 
 /// KVM's page tables (TDP MMU, stage 2), seen from inside one `mmu_lock`
 /// write section.
