@@ -18,6 +18,8 @@ struct kvm;
 struct kvm_vcpu;
 struct kvm_memory_slot;
 struct kvm_dirty_ring;
+struct kvm_dirty_log;
+struct kvm_clear_dirty_log;
 
 /* Counters shown in /sys/kernel/debug/kvm_dirty/; owned by the Rust side. */
 enum kd_counter {
@@ -88,7 +90,7 @@ void kd_slots_unlock(struct kvm *kvm);
 /*
  * What the ioctls read of a VM, in one call (under TCG each call costs
  * about as much as the loads it wraps).  With slots_lock held, which keeps
- * every field stable until it is dropped (kd_memslot()'s reads check it).
+ * every field stable until it is dropped (__kvm_memslots() checks it).
  */
 struct kvm_dirty_vm;
 struct kd_vm_facts {
@@ -111,6 +113,14 @@ struct kd_memslot {
 };
 /* Fills all of @out for slot @id of address space @as_id (both in range). */
 void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out);
+/*
+ * What a dirty-log ioctl reads, in one call: the facts of @kvm, and all of
+ * @out for slot @id of address space @as_id, which Rust decoded from the
+ * ioctl and checks against the facts afterwards (-EINVAL, as upstream).
+ * An address space beyond kvm->memslots[] reads as no slot.
+ */
+void kd_vm_slot(struct kvm *kvm, u32 as_id, u32 id, struct kd_vm_facts *facts,
+		struct kd_memslot *out);
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot);
 
 /* MMU. */
@@ -215,17 +225,8 @@ void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n);
 /* Rust entry points. */
 int kd_rs_vm_init(struct kvm *kvm);
 void kd_rs_vm_destroy(struct kvm *kvm);
-/*
- * @facts: kd_vm_facts() of @kvm, read by the ops-table entry that calls;
- * @memslot: kd_memslot() of @slot if its address space and id are in
- * range, else ->slot NULL (Rust checks the range first, as upstream).
- */
-int kd_rs_get_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
-			const struct kd_memslot *memslot, u32 slot,
-			u64 user_bitmap);
-int kd_rs_clear_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
-			  const struct kd_memslot *memslot, u32 slot,
-			  u64 first_page, u32 num_pages, u64 user_bitmap);
+int kd_rs_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log);
+int kd_rs_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log);
 void kd_rs_mark_page_dirty(struct kvm_vcpu *vcpu, struct kvm_dirty_ring *ring,
 			   unsigned long *bitmap, u32 slot, u64 rel_gfn);
 int kd_rs_reset_dirty_rings(struct kvm *kvm);

@@ -28,6 +28,10 @@ pub(crate) mod ring;
 /// The masked write-protect as a walk of the x86 shadow MMU's rmaps.
 #[allow(unreachable_pub)]
 pub(crate) mod rmap_walk;
+/// How user space names a memslot and its pages, and the checks a name
+/// must pass.
+#[allow(unreachable_pub)]
+pub(crate) mod slot;
 /// Write-protect-all by generation, for page tables whose non-leaf entries
 /// carry a write permission (x86).
 #[allow(unreachable_pub, dead_code)]

@@ -21,21 +21,11 @@
 //! entries, through KVM's MMU hooks.
 //! Counters of what was served are in `/sys/kernel/debug/kvm_dirty/`.
 
-use counters::Counter;
 use kernel::prelude::*;
 
 mod algo;
-mod bindings;
-mod clear_dirty_log;
-mod counters;
-mod dirty_ring;
-mod get_dirty_log;
-mod popcnt;
-mod vm;
-mod wp_all_arm64;
-mod wp_all_shadow;
-mod wp_all_tdp;
-mod wp_masked;
+mod entry;
+mod kvm;
 
 module! {
     type: KvmDirty,
@@ -49,8 +39,8 @@ struct KvmDirty;
 
 impl kernel::Module for KvmDirty {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        popcnt::init();
-        counters::register()?;
+        kvm::popcnt::init();
+        kvm::counters::register()?;
         pr_info!("serving dirty logging and dirty rings for new VMs\n");
         Ok(KvmDirty)
     }
@@ -59,31 +49,7 @@ impl kernel::Module for KvmDirty {
 impl Drop for KvmDirty {
     fn drop(&mut self) {
         // No VM is bound any more: each one held a reference on the module.
-        counters::unregister();
+        kvm::counters::unregister();
         pr_info!("unloaded\n");
     }
 }
-
-/// Called by KVM for every VM created while the module is registered.
-/// Returns 0 to bind the VM to the Rust paths, or KVM_DIRTY_OPS_DECLINE to
-/// leave it on the C paths (the `bind_vms` parameter), so one boot can
-/// compare both.
-#[no_mangle]
-extern "C" fn kd_rs_vm_init(_kvm: *mut bindings::kvm) -> i32 {
-    // SAFETY: reads a module parameter.
-    if !unsafe { bindings::kd_bind_vms() } {
-        return KVM_DIRTY_OPS_DECLINE;
-    }
-    counters::add(Counter::KD_VMS_BOUND, 1);
-    counters::add(Counter::KD_VMS_LIVE, 1);
-    0
-}
-
-/// Called by KVM when a bound VM is destroyed.
-#[no_mangle]
-extern "C" fn kd_rs_vm_destroy(_kvm: *mut bindings::kvm) {
-    counters::sub(Counter::KD_VMS_LIVE, 1);
-}
-
-/// include/linux/kvm_dirty_ops.h: leave the VM on the C paths.
-const KVM_DIRTY_OPS_DECLINE: i32 = 1;

@@ -36,53 +36,6 @@ bool kd_bind_vms(void)
 	return READ_ONCE(bind_vms);
 }
 
-static __always_inline void __kd_memslot(struct kvm *kvm, u32 as_id, u32 id,
-					 struct kd_memslot *out);
-
-/*
- * The VM's facts and the memslot are read here, where kd_vm_facts() and
- * kd_memslot() inline, rather than by calls from Rust: a manual-protect GET
- * is about a thousand instructions, and each call with its struct copy a
- * few percent of it (Documentation/bench.rst).  The memslot only for an
- * address space and id in range: Rust checks them first, as upstream.
- */
-static __always_inline void kd_entry_slot(struct kvm *kvm,
-					  const struct kd_vm_facts *facts,
-					  u32 slot, struct kd_memslot *out)
-{
-	u32 as_id = slot >> 16, id = (u16)slot;
-
-	if (as_id < facts->nr_as_ids && id < facts->user_mem_slots)
-		__kd_memslot(kvm, as_id, id, out);
-	else
-		*out = (struct kd_memslot){};
-}
-
-static int kd_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log)
-{
-	/* Written whole below: not zeroed first (CONFIG_INIT_STACK_ALL_ZERO). */
-	struct kd_vm_facts facts __uninitialized;
-	struct kd_memslot memslot __uninitialized;
-
-	kd_vm_facts(kvm, &facts);
-	kd_entry_slot(kvm, &facts, log->slot, &memslot);
-	return kd_rs_get_dirty_log(kvm, &facts, &memslot, log->slot,
-				   (u64)(unsigned long)log->dirty_bitmap);
-}
-
-static int kd_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log)
-{
-	/* Written whole below: not zeroed first (CONFIG_INIT_STACK_ALL_ZERO). */
-	struct kd_vm_facts facts __uninitialized;
-	struct kd_memslot memslot __uninitialized;
-
-	kd_vm_facts(kvm, &facts);
-	kd_entry_slot(kvm, &facts, log->slot, &memslot);
-	return kd_rs_clear_dirty_log(kvm, &facts, &memslot, log->slot,
-				     log->first_page, log->num_pages,
-				     (u64)(unsigned long)log->dirty_bitmap);
-}
-
 /*
  * The ring when the VM uses one and a vCPU is running (upstream pushes only
  * then), else none; Rust then sets the bitmap bit if there is a bitmap.
@@ -147,21 +100,24 @@ static const struct kvm_dirty_ops kd_ops = {
 	.owner = THIS_MODULE,
 	.vm_init = kd_rs_vm_init,
 	.vm_destroy = kd_rs_vm_destroy,
-	.get_dirty_log = kd_get_dirty_log,
-	.clear_dirty_log = kd_clear_dirty_log,
+	.get_dirty_log = kd_rs_get_dirty_log,
+	.clear_dirty_log = kd_rs_clear_dirty_log,
 	.mark_page_dirty = kd_mark_page_dirty,
 	.reset_dirty_rings = kd_rs_reset_dirty_rings,
 	.check_extension = kd_check_extension,
 	.enable_cap = kd_enable_cap,
 	.vm_ioctl = kd_vm_ioctl,
+	.wp_log_enable = kd_wp_log_enable,
+#ifdef CONFIG_X86
+	/* rust/entry/wp_all_x86.rs and wp_all_shadow.rs: x86 only. */
 	.wp_step = kd_rs_wp_step,
 	.wp_link = kd_rs_wp_link,
 	.wp_leaf = kd_rs_wp_leaf,
-	.wp_log_enable = kd_wp_log_enable,
 	.wp_fast_begin = kd_rs_wp_fast_begin,
 	.wp_fast_end = kd_rs_wp_fast_end,
 	.wp_link_shared = kd_rs_wp_link_shared,
 	.wp_load_root = kd_rs_wp_load_root,
+#endif
 #ifdef CONFIG_ARM64
 	.wp_s2_push = kd_wp_s2_push,
 #endif
@@ -254,6 +210,15 @@ static_assert(sizeof(struct kvm_dirty_gfn) == 16);
 static_assert(offsetof(struct kvm_dirty_gfn, flags) == 0);
 static_assert(offsetof(struct kvm_dirty_gfn, slot) == 4);
 static_assert(offsetof(struct kvm_dirty_gfn, offset) == 8);
+/* rust/kvm/dirty_log.rs: the dirty-log ioctls' arguments. */
+static_assert(sizeof(struct kvm_dirty_log) == 16);
+static_assert(offsetof(struct kvm_dirty_log, slot) == 0);
+static_assert(offsetof(struct kvm_dirty_log, dirty_bitmap) == 8);
+static_assert(sizeof(struct kvm_clear_dirty_log) == 24);
+static_assert(offsetof(struct kvm_clear_dirty_log, slot) == 0);
+static_assert(offsetof(struct kvm_clear_dirty_log, num_pages) == 4);
+static_assert(offsetof(struct kvm_clear_dirty_log, first_page) == 8);
+static_assert(offsetof(struct kvm_clear_dirty_log, dirty_bitmap) == 16);
 /* rust/wp_all.rs (TableWp) and rust/wp_all_tdp.rs (VmWpState). */
 static_assert(sizeof(struct kvm_dirty_table) == 72);
 static_assert(offsetof(struct kvm_dirty_table, maybe_writable) == 8);
@@ -307,13 +272,19 @@ void kd_slots_unlock(struct kvm *kvm)
  * slots_lock.  Under the test kernels' lockdep the assertion cost 66 of
  * about 5,400 instructions of a manual-protect GET (tools/tcg-profile).
  */
-void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts)
+static __always_inline void __kd_vm_facts(struct kvm *kvm,
+					  struct kd_vm_facts *facts)
 {
 	facts->nr_as_ids = kvm_arch_nr_memslot_as_ids(kvm);
 	facts->user_mem_slots = KVM_USER_MEM_SLOTS;
 	facts->use_dirty_bitmap = kvm_use_dirty_bitmap(kvm);
 	facts->manual_protect = kvm->manual_dirty_log_protect;
 	facts->dirty_vm = &kvm->dirty_vm;
+}
+
+void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts)
+{
+	__kd_vm_facts(kvm, facts);
 }
 
 static __always_inline void __kd_memslot(struct kvm *kvm, u32 as_id, u32 id,
@@ -336,6 +307,23 @@ static __always_inline void __kd_memslot(struct kvm *kvm, u32 as_id, u32 id,
 void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out)
 {
 	__kd_memslot(kvm, as_id, id, out);
+}
+
+/*
+ * The entry of both dirty-log ioctls reads here, where the reads inline:
+ * the facts, and the memslot.  @as_id indexes kvm->memslots[], so it is
+ * bounded by the array; that the VM has that address space (and user
+ * space that id) is Rust's check, made after this call, as Rust decoded
+ * both from the ioctl.
+ */
+void kd_vm_slot(struct kvm *kvm, u32 as_id, u32 id, struct kd_vm_facts *facts,
+		struct kd_memslot *out)
+{
+	__kd_vm_facts(kvm, facts);
+	if (as_id < KVM_MAX_NR_ADDRESS_SPACES)
+		__kd_memslot(kvm, as_id, id, out);
+	else
+		*out = (struct kd_memslot){};
 }
 
 void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot)

@@ -10,6 +10,9 @@ pub mod clear;
 #[path = "../../../rust/algo/ring.rs"]
 pub mod ring;
 
+#[path = "../../../rust/algo/slot.rs"]
+pub mod slot;
+
 #[path = "../../../rust/algo/wp_all.rs"]
 pub mod wp_all;
 

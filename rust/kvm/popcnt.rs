@@ -16,7 +16,7 @@ static HAS_POPCNT: AtomicBool = AtomicBool::new(false);
 /// Looks the instruction up once, at module load.
 pub(crate) fn init() {
     // SAFETY: reads the boot CPU's feature bits.
-    let has = unsafe { crate::bindings::kd_cpu_has_popcnt() };
+    let has = unsafe { super::bindings::kd_cpu_has_popcnt() };
     HAS_POPCNT.store(has, Ordering::Relaxed);
 }
 
@@ -33,6 +33,11 @@ pub(crate) fn with_popcnt<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` compiled with POPCNT.
+///
+/// # Safety
+///
+/// The CPU has POPCNT.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt")]
 unsafe fn popcnt<R>(f: impl FnOnce() -> R) -> R {

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Write-protect-all's interface, the same on every architecture the
+//! module serves: the capability (`KVM_CAP_DIRTY_WP_ALL`), the ioctl
+//! (`KVM_WRITE_PROTECT_ALL_MEM`), and dirty logging turned on for a slot of
+//! a VM that uses it.
+//!
+//! The mechanism is the architecture's: generations pushed down by the
+//! fault walk on x86 ([`super::wp_all_x86`], and [`super::wp_all_shadow`]
+//! for the shadow MMU), pending table descriptors on arm64 stage 2
+//! ([`super::wp_all_stage2`]).  Why no write after a write-protect-all goes
+//! unlogged is argued beside each algorithm (`crate::algo::wp_all`,
+//! `crate::algo::wp_all_stage2`), and in Documentation/wp-all.rst.
+
+use super::to_c;
+#[cfg(CONFIG_ARM64)]
+use super::wp_all_stage2 as arch;
+#[cfg(CONFIG_X86)]
+use super::wp_all_x86 as arch;
+use crate::kvm::bindings;
+use crate::kvm::counters::{self, Counter};
+use crate::kvm::vm::Vm;
+use kernel::ffi::c_int;
+use kernel::prelude::*;
+
+/// `KVM_DIRTY_WP_ALL_NO_HARVEST_WP`, the one flag of the capability.
+const CAP_NO_HARVEST_WP: u64 = 1 << 0;
+
+/// -EOPNOTSUPP, which the kernel crate of 6.12 does not name.
+fn eopnotsupp() -> Error {
+    Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
+}
+
+/// `KVM_ENABLE_CAP(KVM_CAP_DIRTY_WP_ALL)`: turns the hooks on, before the
+/// VM has vCPUs (so it has no page tables made without them).
+///
+/// # Safety
+///
+/// The shim calls it for the VM ioctl, on a live VM, with `kvm->lock`
+/// held, which keeps vCPUs from being created meanwhile; `created_vcpus`
+/// is read under it.
+#[no_mangle]
+unsafe extern "C" fn kd_rs_wp_all_enable(
+    kvm: *mut bindings::kvm,
+    flags: u64,
+    created_vcpus: u32,
+) -> c_int {
+    // SAFETY: the shim's contract above.
+    let vm = unsafe { Vm::from_raw(kvm) };
+    to_c(enable(vm, flags, created_vcpus))
+}
+
+fn enable(vm: Vm<'_>, flags: u64, created_vcpus: u32) -> Result {
+    let (present, writable) = vm.wp_all_masks().ok_or_else(eopnotsupp)?;
+    let (want_present, want_writable) = (arch::PRESENT, arch::WRITABLE);
+    if present != want_present || writable != want_writable {
+        pr_warn!(
+            "write-protect-all refused: present/W masks {present:#x}/{writable:#x}, expected {want_present:#x}/{want_writable:#x}\n"
+        );
+        return Err(eopnotsupp());
+    }
+    if flags & !CAP_NO_HARVEST_WP != 0 {
+        return Err(EINVAL);
+    }
+    if created_vcpus != 0 {
+        return Err(EBUSY);
+    }
+    let state = vm.wp();
+    if state.is_on_locked() {
+        return Err(EEXIST);
+    }
+    #[cfg(CONFIG_ARM64)]
+    vm.stage2_wp_all_enable()?;
+    state.turn_on(flags & CAP_NO_HARVEST_WP != 0);
+    counters::add(Counter::KD_WP_ALL_ENABLED, 1);
+    Ok(())
+}
+
+/// `KVM_WRITE_PROTECT_ALL_MEM`.
+///
+/// # Safety
+///
+/// The shim calls it for the VM ioctl, on a live VM, without `mmu_lock`.
+#[no_mangle]
+unsafe extern "C" fn kd_rs_write_protect_all(kvm: *mut bindings::kvm) -> c_int {
+    // SAFETY: the shim's contract above.
+    let vm = unsafe { Vm::from_raw(kvm) };
+    to_c(write_protect_all_ioctl(vm))
+}
+
+fn write_protect_all_ioctl(vm: Vm<'_>) -> Result {
+    if !vm.wp().is_on() {
+        return Err(EINVAL);
+    }
+    write_protect_all(vm);
+    counters::add(Counter::KD_WP_ALL_CALLS, 1);
+    Ok(())
+}
+
+/// Dirty logging is being turned on for a slot of a write-protect-all VM
+/// (KVM calls this instead of splitting the slot's huge pages and
+/// write-protecting them one by one): one write-protect-all gives the same
+/// guarantee, that every write from now on faults and is logged, in O(1).
+/// Huge pages stay mapped for reads; the write fault that needs a 4K
+/// mapping splits one, and the split's leaves are linked without W.
+///
+/// # Safety
+///
+/// KVM calls it (through the shim, which asserts `slots_lock`) on a live
+/// VM whose write-protect-all is on, without `mmu_lock`.
+#[no_mangle]
+unsafe extern "C" fn kd_rs_wp_log_enable(kvm: *mut bindings::kvm) {
+    // SAFETY: KVM's contract above.
+    let vm = unsafe { Vm::from_raw(kvm) };
+    write_protect_all(vm);
+    counters::add(Counter::KD_WP_ALL_LOG_ENABLES, 1);
+}
+
+/// A write-protect-all of `vm`, whose write-protect-all is on, by the
+/// architecture's mechanism.
+fn write_protect_all(vm: Vm<'_>) {
+    let changed = arch::write_protect_all(vm);
+    counters::add(Counter::KD_WP_ALL_ROOT_ENTRIES, changed);
+}
