@@ -20,6 +20,7 @@ struct kvm_memory_slot;
 struct kvm_dirty_ring;
 struct kvm_dirty_log;
 struct kvm_clear_dirty_log;
+struct dentry;
 
 /* Counters shown in /sys/kernel/debug/kvm_dirty/; owned by the Rust side. */
 enum kd_counter {
@@ -78,9 +79,15 @@ enum kd_pcpu_counter {
 };
 void kd_count_pcpu(enum kd_pcpu_counter which);
 
-/* Registration, called from the Rust module's init and drop. */
-int kd_shim_register(u64 *counters);
-void kd_shim_unregister(void);
+/*
+ * The module's registrations (rust/kvm/registration.rs): the ops table with
+ * KVM, and the debugfs directory of the counters, @counters being the
+ * KD_NR_COUNTERS shared ones.
+ */
+int kd_ops_register(void);
+void kd_ops_unregister(void);
+struct dentry *kd_debugfs_create(u64 *counters);
+void kd_debugfs_remove(struct dentry *dir);
 bool kd_bind_vms(void);
 
 /* VM state.  slots_lock is held by KVM around kd_rs_{get,clear}_dirty_log. */

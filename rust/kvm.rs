@@ -26,6 +26,7 @@ pub(crate) mod mmu;
 mod page_tables;
 pub(crate) mod params;
 pub(crate) mod popcnt;
+pub(crate) mod registration;
 pub(crate) mod ring;
 mod rmaps;
 pub(crate) mod vm;

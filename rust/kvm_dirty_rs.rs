@@ -15,11 +15,20 @@
 //! MMU and arm64 stage 2 (the module's own page-table walk) and on the x86
 //! shadow MMU (its own walk of the rmaps), KVM's function elsewhere.
 //! Enabling the ring, its mmap and the soft-full exit check on guest entry
-//! stay KVM's C code.  On the x86 TDP MMU also
-//! write-protect-all (`KVM_CAP_DIRTY_WP_ALL`, `KVM_WRITE_PROTECT_ALL_MEM`):
-//! the generations, the fault-time push-down and the records of writable
-//! entries, through KVM's MMU hooks.
-//! Counters of what was served are in `/sys/kernel/debug/kvm_dirty/`.
+//! stay KVM's C code.  Write-protect-all (`KVM_CAP_DIRTY_WP_ALL`,
+//! `KVM_WRITE_PROTECT_ALL_MEM`), through KVM's MMU hooks: on the x86 TDP
+//! and shadow MMUs the generations, the fault-time push-down and the
+//! records of writable entries; on arm64 stage 2 the pending table
+//! descriptors.  Counters of what was served are in
+//! `/sys/kernel/debug/kvm_dirty/`.
+//!
+//! The crate in three layers, one folder each, each using only those
+//! below it:
+//!
+//! - [`entry`]: the functions KVM calls, through the ops table;
+//! - [`kvm`]: the safe views of KVM's state, the one `unsafe` layer;
+//! - [`algo`]: the pure algorithms, `core` only, which the user-space
+//!   tests in `tools/dirty-algos` build unchanged.
 
 use kernel::prelude::*;
 
@@ -35,21 +44,48 @@ module! {
     license: "GPL",
 }
 
-struct KvmDirty;
+/// The module: what it registered, for as long as it is loaded.
+struct KvmDirty {
+    _registered: Pin<KBox<Registered>>,
+}
+
+/// The module's registrations, each undone when dropped, in the order of
+/// the fields: the ops table first, so that no VM can bind any more, then
+/// the counters' directory.
+///
+/// Built in place by pin-init, as rnull builds its state: the fields are
+/// made in the order the initializer names them, and those already made
+/// are dropped if a later one fails.  Pinned in its box, so that a
+/// registration the kernel holds by address can join it as a `#[pin]`
+/// field.
+#[pin_data]
+struct Registered {
+    ops: kvm::registration::KvmOps,
+    counters: kvm::registration::CountersDir,
+}
 
 impl kernel::Module for KvmDirty {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         kvm::popcnt::init();
-        kvm::counters::register()?;
+        let registered = KBox::pin_init(
+            try_pin_init!(Registered {
+                // First: once the ops are registered, VMs bind and count,
+                // which the files show.
+                counters: kvm::registration::CountersDir::create(),
+                ops: kvm::registration::KvmOps::register()?,
+            }),
+            GFP_KERNEL,
+        )?;
         pr_info!("serving dirty logging and dirty rings for new VMs\n");
-        Ok(KvmDirty)
+        Ok(KvmDirty {
+            _registered: registered,
+        })
     }
 }
 
 impl Drop for KvmDirty {
     fn drop(&mut self) {
         // No VM is bound any more: each one held a reference on the module.
-        kvm::counters::unregister();
-        pr_info!("unloaded\n");
+        pr_info!("unloading: the ops table and the counters go\n");
     }
 }

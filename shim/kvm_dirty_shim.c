@@ -225,34 +225,38 @@ static_assert(offsetof(struct kvm_dirty_table, maybe_writable) == 8);
 static_assert(sizeof(struct kvm_dirty_vm) == 16);
 static_assert(offsetof(struct kvm_dirty_vm, flags) == 8);
 
-static struct dentry *kd_debugfs;
-
-int kd_shim_register(u64 *counters)
+/* The module's registrations, made and undone by rust/kvm/registration.rs. */
+int kd_ops_register(void)
 {
-	int i, r;
-
 #ifdef CONFIG_ARM64
+	/* What the stage-2 walk needs, before any VM can be bound. */
 	kd_s2_walk_init();
 #endif
-	kd_debugfs = debugfs_create_dir("kvm_dirty", NULL);
-	for (i = 0; i < KD_NR_COUNTERS; i++)
-		debugfs_create_u64(kd_counter_names[i], 0444, kd_debugfs,
-				   &counters[i]);
-	for (i = 0; i < KD_NR_PCPU_COUNTERS; i++)
-		debugfs_create_file_unsafe(kd_pcpu_names[i], 0444, kd_debugfs,
-					   (void *)(unsigned long)i,
-					   &kd_pcpu_fops);
-
-	r = kvm_dirty_ops_register(&kd_ops);
-	if (r)
-		debugfs_remove(kd_debugfs);
-	return r;
+	return kvm_dirty_ops_register(&kd_ops);
 }
 
-void kd_shim_unregister(void)
+void kd_ops_unregister(void)
 {
 	kvm_dirty_ops_unregister(&kd_ops);
-	debugfs_remove(kd_debugfs);
+}
+
+struct dentry *kd_debugfs_create(u64 *counters)
+{
+	struct dentry *dir = debugfs_create_dir("kvm_dirty", NULL);
+	int i;
+
+	for (i = 0; i < KD_NR_COUNTERS; i++)
+		debugfs_create_u64(kd_counter_names[i], 0444, dir, &counters[i]);
+	for (i = 0; i < KD_NR_PCPU_COUNTERS; i++)
+		debugfs_create_file_unsafe(kd_pcpu_names[i], 0444, dir,
+					   (void *)(unsigned long)i,
+					   &kd_pcpu_fops);
+	return dir;
+}
+
+void kd_debugfs_remove(struct dentry *dir)
+{
+	debugfs_remove(dir);
 }
 
 void kd_slots_lock(struct kvm *kvm)

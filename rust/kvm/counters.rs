@@ -13,8 +13,6 @@
 
 use super::bindings;
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::error::to_result;
-use kernel::prelude::*;
 
 pub(crate) use bindings::kd_counter as Counter;
 pub(crate) use bindings::kd_pcpu_counter as PcpuCounter;
@@ -65,15 +63,8 @@ pub(crate) fn count_push_down(height: i32, protected: u32) {
     pcpu_add(PcpuCounter::KD_WP_PUSH_PROTECTED, u64::from(protected));
 }
 
-/// Creates the debugfs files and registers the ops table with KVM.
-pub(crate) fn register() -> Result {
-    // SAFETY: `COUNTERS` is a static array of `NR` u64-sized atomics, which
-    // outlives the debugfs files: `unregister()` removes them before unload.
-    to_result(unsafe { bindings::kd_shim_register(COUNTERS.as_ptr() as *mut u64) })
-}
-
-pub(crate) fn unregister() {
-    // SAFETY: called once, from the module's drop, after a successful
-    // `register()`.
-    unsafe { bindings::kd_shim_unregister() }
+/// The shared counters as debugfs reads them: `NR` u64s, for
+/// `super::registration::CountersDir`.
+pub(super) fn for_debugfs() -> *mut u64 {
+    COUNTERS.as_ptr() as *mut u64
 }
