@@ -38,6 +38,13 @@ impl CValue for () {
     }
 }
 
+/// A yes or no (`KVM_CHECK_EXTENSION`): 1 or 0.
+impl CValue for bool {
+    fn c_value(self) -> c_int {
+        c_int::from(self)
+    }
+}
+
 /// A count (of ring entries reset): the ioctl returns an int, and a count
 /// never exceeds the rings' entries.
 impl CValue for u32 {

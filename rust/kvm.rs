@@ -21,6 +21,7 @@
 pub(crate) mod bindings;
 pub(crate) mod counters;
 pub(crate) mod dirty_log;
+pub(crate) mod host;
 pub(crate) mod memslot;
 pub(crate) mod mmu;
 mod page_tables;
@@ -29,6 +30,7 @@ pub(crate) mod popcnt;
 pub(crate) mod registration;
 pub(crate) mod ring;
 mod rmaps;
+pub(crate) mod uapi;
 pub(crate) mod vm;
 pub(crate) mod wp_all;
 pub(crate) mod wp_masked;

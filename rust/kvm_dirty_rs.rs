@@ -66,7 +66,7 @@ struct Registered {
 
 impl kernel::Module for KvmDirty {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        kvm::popcnt::init();
+        kvm::host::init();
         let registered = KBox::pin_init(
             try_pin_init!(Registered {
                 // First: once the ops are registered, VMs bind and count,

@@ -19,8 +19,10 @@ use super::wp_all_stage2 as arch;
 use super::wp_all_x86 as arch;
 use crate::kvm::bindings;
 use crate::kvm::counters::{self, Counter};
-use crate::kvm::vm::Vm;
-use kernel::ffi::c_int;
+use crate::kvm::host;
+use crate::kvm::uapi::{self, EnableCap};
+use crate::kvm::vm::{Vm, VmLocked};
+use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
 use kernel::prelude::*;
 
 /// `KVM_DIRTY_WP_ALL_NO_HARVEST_WP`, the one flag of the capability.
@@ -31,27 +33,69 @@ fn eopnotsupp() -> Error {
     Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
 }
 
-/// `KVM_ENABLE_CAP(KVM_CAP_DIRTY_WP_ALL)`: turns the hooks on, before the
-/// VM has vCPUs (so it has no page tables made without them).
+/// Whether the module serves write-protect-all for `vm`: the host allows
+/// the module's own MMU code, and KVM can serve it for the VM.  The bits
+/// of the VM's present and writable entries if so.
+fn supported(vm: Vm<'_>) -> Option<(u64, u64)> {
+    if !host::own_mmu_code() {
+        return None;
+    }
+    vm.wp_all_masks()
+}
+
+/// `KVM_CHECK_EXTENSION` on a VM, asked before KVM's own capabilities:
+/// `-ENOIOCTLCMD` for all but `KVM_CAP_DIRTY_WP_ALL`.
 ///
 /// # Safety
 ///
-/// The shim calls it for the VM ioctl, on a live VM, with `kvm->lock`
-/// held, which keeps vCPUs from being created meanwhile; `created_vcpus`
-/// is read under it.
+/// KVM calls it for the VM ioctl, on a live VM.
 #[no_mangle]
-unsafe extern "C" fn kd_rs_wp_all_enable(
-    kvm: *mut bindings::kvm,
-    flags: u64,
-    created_vcpus: u32,
-) -> c_int {
-    // SAFETY: the shim's contract above.
+unsafe extern "C" fn kd_rs_check_extension(kvm: *mut bindings::kvm, cap: c_long) -> c_int {
+    // SAFETY: KVM's contract above.
     let vm = unsafe { Vm::from_raw(kvm) };
-    to_c(enable(vm, flags, created_vcpus))
+    to_c(check_extension(vm, cap))
 }
 
-fn enable(vm: Vm<'_>, flags: u64, created_vcpus: u32) -> Result {
-    let (present, writable) = vm.wp_all_masks().ok_or_else(eopnotsupp)?;
+fn check_extension(vm: Vm<'_>, cap: c_long) -> Result<bool> {
+    if cap != uapi::CAP_DIRTY_WP_ALL as c_long {
+        return Err(ENOIOCTLCMD);
+    }
+    Ok(supported(vm).is_some())
+}
+
+/// `KVM_ENABLE_CAP` on a VM, asked before KVM's own capabilities:
+/// `-ENOIOCTLCMD` for all but `KVM_CAP_DIRTY_WP_ALL`.
+///
+/// # Safety
+///
+/// KVM calls it for the VM ioctl, on a live VM, without `kvm->lock`;
+/// `cap` is the ioctl's argument, copied into the kernel.
+#[no_mangle]
+unsafe extern "C" fn kd_rs_enable_cap(
+    kvm: *mut bindings::kvm,
+    cap: *mut bindings::kvm_enable_cap,
+) -> c_int {
+    // SAFETY: KVM's contract above.
+    let (vm, cap) = unsafe { (Vm::from_raw(kvm), EnableCap::from_raw(cap)) };
+    to_c(enable_cap(vm, cap))
+}
+
+fn enable_cap(vm: Vm<'_>, cap: &EnableCap) -> Result {
+    if cap.cap != uapi::CAP_DIRTY_WP_ALL {
+        return Err(ENOIOCTLCMD);
+    }
+    if cap.flags != 0 || cap.args[1..].iter().any(|&arg| arg != 0) {
+        return Err(EINVAL);
+    }
+    // kvm->lock keeps vCPUs from being created meanwhile.
+    let locked = vm.lock();
+    enable(vm, &locked, cap.args[0])
+}
+
+/// `KVM_ENABLE_CAP(KVM_CAP_DIRTY_WP_ALL)`: turns the hooks on, before the
+/// VM has vCPUs (so it has no page tables made without them).
+fn enable(vm: Vm<'_>, locked: &VmLocked<'_>, flags: u64) -> Result {
+    let (present, writable) = supported(vm).ok_or_else(eopnotsupp)?;
     let (want_present, want_writable) = (arch::PRESENT, arch::WRITABLE);
     if present != want_present || writable != want_writable {
         pr_warn!(
@@ -62,7 +106,7 @@ fn enable(vm: Vm<'_>, flags: u64, created_vcpus: u32) -> Result {
     if flags & !CAP_NO_HARVEST_WP != 0 {
         return Err(EINVAL);
     }
-    if created_vcpus != 0 {
+    if locked.created_vcpus() != 0 {
         return Err(EBUSY);
     }
     let state = vm.wp();
@@ -70,25 +114,37 @@ fn enable(vm: Vm<'_>, flags: u64, created_vcpus: u32) -> Result {
         return Err(EEXIST);
     }
     #[cfg(CONFIG_ARM64)]
-    vm.stage2_wp_all_enable()?;
+    locked.stage2_wp_all_enable()?;
     state.turn_on(flags & CAP_NO_HARVEST_WP != 0);
     counters::add(Counter::KD_WP_ALL_ENABLED, 1);
     Ok(())
 }
 
-/// `KVM_WRITE_PROTECT_ALL_MEM`.
+/// A VM ioctl KVM does not know, asked before the architecture's:
+/// `-ENOIOCTLCMD` for all but `KVM_WRITE_PROTECT_ALL_MEM`.
 ///
 /// # Safety
 ///
-/// The shim calls it for the VM ioctl, on a live VM, without `mmu_lock`.
+/// KVM calls it for the VM ioctl, on a live VM, without `mmu_lock`.
 #[no_mangle]
-unsafe extern "C" fn kd_rs_write_protect_all(kvm: *mut bindings::kvm) -> c_int {
-    // SAFETY: the shim's contract above.
+unsafe extern "C" fn kd_rs_vm_ioctl(
+    kvm: *mut bindings::kvm,
+    ioctl: c_uint,
+    arg: c_ulong,
+) -> c_long {
+    // SAFETY: KVM's contract above.
     let vm = unsafe { Vm::from_raw(kvm) };
-    to_c(write_protect_all_ioctl(vm))
+    to_c(vm_ioctl(vm, ioctl, arg)) as c_long
 }
 
-fn write_protect_all_ioctl(vm: Vm<'_>) -> Result {
+fn vm_ioctl(vm: Vm<'_>, ioctl: c_uint, arg: c_ulong) -> Result {
+    if ioctl != uapi::WRITE_PROTECT_ALL_MEM {
+        return Err(ENOIOCTLCMD);
+    }
+    if arg != 0 {
+        return Err(EINVAL);
+    }
+    // `KVM_WRITE_PROTECT_ALL_MEM`.
     if !vm.wp().is_on() {
         return Err(EINVAL);
     }

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `KVM_GET_DIRTY_LOG` and `KVM_CLEAR_DIRTY_LOG` as KVM hands them to the
-//! module: the ioctl's arguments (uapi structs, mirrored here, their layout
-//! asserted by the shim) and what the ioctl reads of the VM, the VM's facts
-//! and the memslot it names, read by one call into the shim and viewed in
-//! place.
+//! module: the ioctl's arguments ([`super::uapi`]) and what the ioctl reads
+//! of the VM, the VM's facts and the memslot it names, read by one call
+//! into the shim and viewed in place.
 //!
 //! One call, not one per fact: a manual-protect GET is about a thousand
 //! instructions, and each call into C with its struct copy a few percent of
@@ -12,27 +11,11 @@
 
 use super::bindings;
 use super::memslot::Memslot;
+use super::uapi::{KvmClearDirtyLog, KvmDirtyLog};
 use super::vm::SlotsLocked;
 use crate::algo::slot::SlotId;
 use core::mem::MaybeUninit;
 use kernel::prelude::*;
-
-/// `struct kvm_dirty_log`.
-#[repr(C)]
-struct KvmDirtyLog {
-    slot: u32,
-    padding1: u32,
-    dirty_bitmap: u64,
-}
-
-/// `struct kvm_clear_dirty_log`.
-#[repr(C)]
-struct KvmClearDirtyLog {
-    slot: u32,
-    num_pages: u32,
-    first_page: u64,
-    dirty_bitmap: u64,
-}
 
 /// `KVM_GET_DIRTY_LOG`'s arguments beside the slot.
 pub(crate) struct GetDirtyLog {

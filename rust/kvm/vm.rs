@@ -70,7 +70,7 @@ impl<'a> Vm<'a> {
     }
 
     /// The present and writable bits of the running KVM's page-table
-    /// entries, if write-protect-all can serve this VM.
+    /// entries, if KVM can serve write-protect-all for this VM.
     pub(crate) fn wp_all_masks(self) -> Option<(u64, u64)> {
         let (mut present, mut writable) = (0, 0);
         // SAFETY: live VM; the masks are written before the call returns.
@@ -80,12 +80,40 @@ impl<'a> Vm<'a> {
         supported.then_some((present, writable))
     }
 
+    /// Takes `kvm->lock`, which the caller does not hold.
+    pub(crate) fn lock(self) -> VmLocked<'a> {
+        // SAFETY: live VM; released by `VmLocked::drop`.
+        unsafe { bindings::kd_vm_lock(self.kvm.as_ptr()) };
+        VmLocked { vm: self }
+    }
+}
+
+/// `kvm->lock` held, which keeps vCPUs from being created; released on
+/// drop.
+pub(crate) struct VmLocked<'a> {
+    vm: Vm<'a>,
+}
+
+impl VmLocked<'_> {
+    /// vCPUs created so far: none can be created meanwhile.
+    pub(crate) fn created_vcpus(&self) -> u32 {
+        // SAFETY: live VM, kvm->lock held.
+        unsafe { bindings::kd_created_vcpus(self.vm.kvm.as_ptr()) }
+    }
+
     /// Turns the push-down callback on for the VM's stage 2, before the VM
-    /// has vCPUs; the caller holds `kvm->lock`.
+    /// has vCPUs.
     #[cfg(CONFIG_ARM64)]
-    pub(crate) fn stage2_wp_all_enable(self) -> kernel::error::Result {
-        // SAFETY: live VM, kvm->lock held (the caller's contract).
-        kernel::error::to_result(unsafe { bindings::kd_s2_wp_all_enable(self.kvm.as_ptr()) })
+    pub(crate) fn stage2_wp_all_enable(&self) -> kernel::error::Result {
+        // SAFETY: live VM, kvm->lock held.
+        kernel::error::to_result(unsafe { bindings::kd_s2_wp_all_enable(self.vm.kvm.as_ptr()) })
+    }
+}
+
+impl Drop for VmLocked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken in `Vm::lock`, released once here.
+        unsafe { bindings::kd_vm_unlock(self.vm.kvm.as_ptr()) }
     }
 }
 

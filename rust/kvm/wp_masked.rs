@@ -7,19 +7,22 @@
 //! shadow MMU; elsewhere KVM's function.
 //!
 //! A [`Protector`] lives inside one `mmu_lock` write section
-//! ([`MmuLocked`]) and serves the words of one memslot.  At its start the
-//! shim says whether a walk can serve this VM now (x86, kernel/0009: the
-//! TDP MMU alone, no rmaps of a nested guest, no PML, SVM; kernel/0010: the
-//! shadow MMU alone, no PML, SVM; arm64: 4K pages, no LPA2, no nested virt;
-//! module parameter `own_walk`) and gives the entry bits and the roots of
-//! the slot's address space, or its rmaps.  What KVM's
+//! ([`MmuLocked`]) and serves the words of one memslot.  At its start it
+//! decides whether a walk may serve at all (module parameter `own_walk`;
+//! x86: SVM; arm64: 4K pages, no nested virt, no protected KVM), then the
+//! shim says which of KVM's structures map the slot now (x86, kernel/0009:
+//! the TDP MMU alone, no rmaps of a nested guest, no PML; kernel/0010: the
+//! shadow MMU alone, no PML; arm64: the stage 2) and gives the entry bits
+//! and the roots of the slot's address space, or its rmaps.  What KVM's
 //! function does beside clearing W, and how the walk does the same, is in
 //! Documentation/design.rst "The masked write-protect".
 
 use super::bindings;
 use super::counters::{self, Counter};
+use super::host;
 use super::mmu::MmuLocked;
 use super::page_tables::{self, KvmTables, TableWalk};
+use super::params;
 use super::rmaps::{KvmRmaps, RmapWalk};
 use crate::algo::pt_walk::{EntryBits, Walker, MAX_LEVEL};
 use crate::algo::rmap_walk::{RmapBits, RmapWalker, LEVELS};
@@ -27,6 +30,7 @@ use core::cell::Cell;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize};
+use kernel::page::PAGE_SIZE;
 
 const MAX_ROOTS: usize = page_tables::MAX_ROOTS;
 const ENTRIES: u32 = crate::algo::pt_walk::ENTRIES as u32;
@@ -168,6 +172,12 @@ impl<'a> Protector<'a> {
 /// rest of a never-mapped CLEAR's walk (tools/tcg-profile).
 fn begin(locked: &MmuLocked<'_>, walk: &mut Option<Walk>) {
     *walk = None;
+    // Whether one of the module's walks may serve at all: the `own_walk`
+    // parameter, the host, and 4K pages (the 512-entry tables the walker
+    // knows).
+    if !params::own_walk() || !host::own_mmu_code() || PAGE_SIZE != 4096 {
+        return;
+    }
     let (kvm, slot) = locked.raw();
     // Left uninitialized: the shim writes the whole of the one description
     // it returns (include/kvm_dirty_shim.h), and zeroing both cost a tenth
@@ -178,7 +188,8 @@ fn begin(locked: &MmuLocked<'_>, walk: &mut Option<Walk>) {
     // section), mmu_lock held for write as kernel/0009 and kernel/0010
     // assert; for KD_WALK_TABLES the shim entered (x86) an RCU read section
     // that `end` (or `tables`, refusing) leaves.
-    let kind = unsafe { bindings::kd_wp_walk_begin(kvm, slot, pt.as_mut_ptr(), rm.as_mut_ptr()) };
+    let kind =
+        unsafe { bindings::kd_wp_walk_describe(kvm, slot, pt.as_mut_ptr(), rm.as_mut_ptr()) };
     match u32::try_from(kind) {
         // SAFETY: the shim wrote all of `pt` (its contract).
         Ok(bindings::KD_WALK_TABLES) => tables(unsafe { pt.assume_init_ref() }, walk),
@@ -222,7 +233,10 @@ fn rmaps(info: &bindings::kd_rmap_walk) -> Option<RmapWalk> {
     };
     Some(RmapWalk {
         walker: RmapWalker::new(rmaps, bits, info.base_gfn),
-        huge_to_kvm: info.huge_to_kvm,
+        // The huge-page part of kvm_arch_mmu_enable_log_dirty_pt_masked():
+        // with initially-set bitmaps KVM write-protects the huge pages at
+        // the mask's edges.
+        huge_to_kvm: info.init_set,
     })
 }
 
@@ -235,12 +249,36 @@ fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
         addr_hi_shift: info.addr_hi_shift,
         page_offset: info.page_offset,
     };
+    // What KVM's own masked write-protect does beside clearing W, which
+    // the walk does too.  x86: as clear_dirty_pt_masked(), mark each page
+    // whose W it clears dirty; with initially-set bitmaps, leave a huge
+    // page to KVM, which splits or write-protects it (the huge-page part of
+    // kvm_arch_mmu_enable_log_dirty_pt_masked()).  arm64:
+    // kvm_mmu_write_protect_pt_masked() write-protects blocks too, and the
+    // whole range from the mask's first to its last page; it marks no page
+    // dirty (the fault does).
+    let (set_pfn_dirty, huge_to_kvm) = if cfg!(CONFIG_X86) {
+        (true, info.init_set)
+    } else {
+        (false, true)
+    };
+    // Leaves written with a plain store, not an atomic AND.  arm64: the
+    // hardware may set AF (VTCR_EL2.HA), never DBM-style W (KVM sets no DBM
+    // in stage 2), and every software writer of a leaf but the walk holds
+    // mmu_lock: a leaf with AF set is ours alone, written as
+    // stage2_try_set_pte() does under the lock.  x86: none (KVM's A/D
+    // masks are private to it).
+    let quiet = if cfg!(CONFIG_ARM64) {
+        info.access_flag
+    } else {
+        0
+    };
     let bits = EntryBits {
         present: info.present,
         writable: info.writable,
         table_mask: info.table_mask,
         table_bits: info.table_bits,
-        quiet: info.quiet,
+        quiet,
     };
     let roots = info.nr_roots as usize;
     // Written where it lives, its walkers' array left uninitialized: an
@@ -249,8 +287,8 @@ fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
     let Walk::Tables(table_walk) = walk.insert(Walk::Tables(TableWalk {
         base_gfn: info.base_gfn,
         addr: info.addr,
-        set_pfn_dirty: info.set_pfn_dirty,
-        huge_to_kvm: info.huge_to_kvm,
+        set_pfn_dirty,
+        huge_to_kvm,
         walkers: [const { MaybeUninit::uninit() }; MAX_ROOTS],
         nr_walkers: 0,
     })) else {
@@ -285,16 +323,17 @@ fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
     }
 }
 
-/// Leaves the RCU read section kd_wp_walk_begin() entered for a table walk.
-/// On x86 only: arm64's stage-2 walk under `mmu_lock` held for write takes
-/// none, and the call to its empty kd_pt_walk_end() was a few percent of a
-/// CLEAR that protects one word under TCG (tools/tcg-profile).
+/// Leaves the RCU read section kd_wp_walk_describe() entered for a table
+/// walk.  On x86 only: arm64's stage-2 walk under `mmu_lock` held for write
+/// takes none.
+#[inline(always)]
 fn pt_walk_end() {
-    if cfg!(target_arch = "x86_64") {
-        // SAFETY: the caller is done with the walk kd_wp_walk_begin()
-        // described, and leaves its RCU section once.
-        unsafe { bindings::kd_pt_walk_end() };
-    }
+    #[cfg(CONFIG_X86)]
+    // SAFETY: the caller is done with the walk kd_wp_walk_describe()
+    // described, and leaves its RCU section once.
+    unsafe {
+        bindings::kd_pt_walk_end()
+    };
 }
 
 /// Tallies what `walk` did, leaves its RCU section (page tables) and sets
