@@ -59,5 +59,9 @@ fn vm_init() -> Result<Binding> {
 /// read.
 #[no_mangle]
 unsafe extern "C" fn kd_rs_vm_destroy(_kvm: *mut bindings::kvm) {
+    vm_destroy()
+}
+
+fn vm_destroy() {
     counters::sub(Counter::KD_VMS_LIVE, 1);
 }

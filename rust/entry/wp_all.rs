@@ -168,6 +168,10 @@ fn vm_ioctl(vm: Vm<'_>, ioctl: c_uint, arg: c_ulong) -> Result {
 unsafe extern "C" fn kd_rs_wp_log_enable(kvm: *mut bindings::kvm) {
     // SAFETY: KVM's contract above.
     let vm = unsafe { Vm::from_raw(kvm) };
+    log_enable(vm)
+}
+
+fn log_enable(vm: Vm<'_>) {
     write_protect_all(vm);
     counters::add(Counter::KD_WP_ALL_LOG_ENABLES, 1);
 }
