@@ -22,8 +22,6 @@ struct kvm;
 struct kvm_vcpu;
 struct kvm_memory_slot;
 struct kvm_dirty_ring;
-struct kvm_dirty_log;
-struct kvm_clear_dirty_log;
 struct kvm_enable_cap;
 struct kvm_dirty_vm;
 struct kvm_dirty_table;
@@ -133,8 +131,17 @@ struct kd_vm_facts {
 };
 void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts);
 
-/* A memslot, valid while slots_lock is held. */
+/*
+ * A memslot as a dirty-log ioctl or a ring entry names it, valid while
+ * slots_lock is held.  The name is decoded here, the one place: the uapi
+ * (struct kvm_dirty_log, kvm_clear_dirty_log, kvm_dirty_gfn) puts the
+ * address space in bits 16-31 and the id in bits 0-15.  Whether the VM can
+ * have that slot is Rust's check (rust/algo/slot.rs), made on as_id and id
+ * afterwards: an address space beyond kvm->memslots[] reads as no slot.
+ */
 struct kd_memslot {
+	u32 as_id;			/* the name, decoded */
+	u32 id;
 	struct kvm_memory_slot *slot;	/* NULL: no such slot */
 	u64 npages;
 	bool dirty_logging;		/* KVM_MEM_LOG_DIRTY_PAGES */
@@ -142,16 +149,8 @@ struct kd_memslot {
 	unsigned long *second_bitmap;	/* kvm_second_dirty_bitmap() */
 	u64 bitmap_bytes;		/* of each of the two */
 };
-/* Fills all of @out for slot @id of address space @as_id (both in range). */
-void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out);
-/*
- * What a dirty-log ioctl reads, in one call: the facts of @kvm, and all of
- * @out for slot @id of address space @as_id, which Rust decoded from the
- * ioctl and checks against the facts afterwards (-EINVAL, as upstream).
- * An address space beyond kvm->memslots[] reads as no slot.
- */
-void kd_vm_slot(struct kvm *kvm, u32 as_id, u32 id, struct kd_vm_facts *facts,
-		struct kd_memslot *out);
+/* Fills all of @out for the slot @slot names. */
+void kd_memslot(struct kvm *kvm, u32 slot, struct kd_memslot *out);
 
 /* MMU. */
 void kd_mmu_lock(struct kvm *kvm);
@@ -290,8 +289,15 @@ int kd_wp_s2_push(struct kvm *kvm, u64 *ptep, u64 old, int level, u64 *child);
 /* Rust entry points (rust/entry/), in the ops table. */
 int kd_rs_vm_init(struct kvm *kvm);
 void kd_rs_vm_destroy(struct kvm *kvm);
-int kd_rs_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log);
-int kd_rs_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log);
+/*
+ * The dirty-log ioctls: @facts is kd_vm_facts() of @kvm and @memslot the
+ * slot the ioctl names, read by the ops-table entry that calls.
+ */
+int kd_rs_get_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
+			const struct kd_memslot *memslot, u64 user_bitmap);
+int kd_rs_clear_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
+			  const struct kd_memslot *memslot, u64 first_page,
+			  u32 num_pages, u64 user_bitmap);
 void kd_rs_mark_page_dirty(struct kvm_vcpu *vcpu, struct kvm_dirty_ring *ring,
 			   unsigned long *bitmap, u32 slot, u64 rel_gfn);
 int kd_rs_reset_dirty_rings(struct kvm *kvm);

@@ -24,6 +24,97 @@ module_param_named(own_walk, kd_own_walk, bool, 0644);
 MODULE_PARM_DESC(own_walk,
 		 "write-protect dirty-logged pages by the module's own page-table walk (x86 TDP MMU, arm64 stage 2), else by KVM's function");
 
+void kd_slots_lock(struct kvm *kvm)
+{
+	mutex_lock(&kvm->slots_lock);
+}
+
+void kd_slots_unlock(struct kvm *kvm)
+{
+	mutex_unlock(&kvm->slots_lock);
+}
+
+/*
+ * No lockdep_assert_held(&kvm->slots_lock) here: every caller holds it
+ * (kernel/0001's hooks, SlotsLockGuard), and the memslot reads that follow
+ * are checked by __kvm_memslots()'s srcu_dereference_check() on
+ * slots_lock.  Under the test kernels' lockdep the assertion cost 66 of
+ * about 5,400 instructions of a manual-protect GET (tools/tcg-profile).
+ */
+static __always_inline void __kd_vm_facts(struct kvm *kvm,
+					  struct kd_vm_facts *facts)
+{
+	facts->nr_as_ids = kvm_arch_nr_memslot_as_ids(kvm);
+	facts->user_mem_slots = KVM_USER_MEM_SLOTS;
+	facts->use_dirty_bitmap = kvm_use_dirty_bitmap(kvm);
+	facts->manual_protect = kvm->manual_dirty_log_protect;
+	facts->dirty_vm = &kvm->dirty_vm;
+}
+
+void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts)
+{
+	__kd_vm_facts(kvm, facts);
+}
+
+static __always_inline void __kd_memslot(struct kvm *kvm, u32 name,
+					 struct kd_memslot *out)
+{
+	u32 as_id = name >> 16, id = (u16)name;
+	struct kvm_memory_slot *slot = NULL;
+
+	/* kvm->memslots[] has KVM_MAX_NR_ADDRESS_SPACES entries. */
+	if (as_id < KVM_MAX_NR_ADDRESS_SPACES)
+		slot = id_to_memslot(__kvm_memslots(kvm, as_id), id);
+	if (!slot) {
+		*out = (struct kd_memslot){ .as_id = as_id, .id = id };
+		return;
+	}
+	out->as_id = as_id;
+	out->id = id;
+	out->slot = slot;
+	out->npages = slot->npages;
+	out->dirty_logging = slot->flags & KVM_MEM_LOG_DIRTY_PAGES;
+	out->dirty_bitmap = slot->dirty_bitmap;
+	out->second_bitmap = slot->dirty_bitmap ? kvm_second_dirty_bitmap(slot) : NULL;
+	out->bitmap_bytes = kvm_dirty_bitmap_bytes(slot);
+}
+
+void kd_memslot(struct kvm *kvm, u32 slot, struct kd_memslot *out)
+{
+	__kd_memslot(kvm, slot, out);
+}
+
+/*
+ * The dirty-log ioctls read the VM's facts and the memslot here, where
+ * kd_vm_facts() and kd_memslot() inline, rather than by calls from Rust: a
+ * manual-protect GET is about a thousand instructions, and each call with
+ * its struct copy a few percent of it (Documentation/bench.rst).
+ */
+static int kd_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log)
+{
+	/* Written whole below: not zeroed first (CONFIG_INIT_STACK_ALL_ZERO). */
+	struct kd_vm_facts facts __uninitialized;
+	struct kd_memslot memslot __uninitialized;
+
+	__kd_vm_facts(kvm, &facts);
+	__kd_memslot(kvm, log->slot, &memslot);
+	return kd_rs_get_dirty_log(kvm, &facts, &memslot,
+				   (u64)(unsigned long)log->dirty_bitmap);
+}
+
+static int kd_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log)
+{
+	/* Written whole below: not zeroed first (CONFIG_INIT_STACK_ALL_ZERO). */
+	struct kd_vm_facts facts __uninitialized;
+	struct kd_memslot memslot __uninitialized;
+
+	__kd_vm_facts(kvm, &facts);
+	__kd_memslot(kvm, log->slot, &memslot);
+	return kd_rs_clear_dirty_log(kvm, &facts, &memslot, log->first_page,
+				     log->num_pages,
+				     (u64)(unsigned long)log->dirty_bitmap);
+}
+
 /*
  * The running vCPU's ring when the VM uses rings and a vCPU runs (upstream
  * pushes only then), else none; the slot as the ring names it.
@@ -50,8 +141,8 @@ static const struct kvm_dirty_ops kd_ops = {
 	.owner = THIS_MODULE,
 	.vm_init = kd_rs_vm_init,
 	.vm_destroy = kd_rs_vm_destroy,
-	.get_dirty_log = kd_rs_get_dirty_log,
-	.clear_dirty_log = kd_rs_clear_dirty_log,
+	.get_dirty_log = kd_get_dirty_log,
+	.clear_dirty_log = kd_clear_dirty_log,
 	.mark_page_dirty = kd_mark_page_dirty,
 	.reset_dirty_rings = kd_rs_reset_dirty_rings,
 	.check_extension = kd_rs_check_extension,
@@ -189,15 +280,6 @@ static_assert(sizeof(struct kvm_dirty_gfn) == 16);
 static_assert(offsetof(struct kvm_dirty_gfn, flags) == 0);
 static_assert(offsetof(struct kvm_dirty_gfn, slot) == 4);
 static_assert(offsetof(struct kvm_dirty_gfn, offset) == 8);
-/* rust/kvm/dirty_log.rs: the dirty-log ioctls' arguments. */
-static_assert(sizeof(struct kvm_dirty_log) == 16);
-static_assert(offsetof(struct kvm_dirty_log, slot) == 0);
-static_assert(offsetof(struct kvm_dirty_log, dirty_bitmap) == 8);
-static_assert(sizeof(struct kvm_clear_dirty_log) == 24);
-static_assert(offsetof(struct kvm_clear_dirty_log, slot) == 0);
-static_assert(offsetof(struct kvm_clear_dirty_log, num_pages) == 4);
-static_assert(offsetof(struct kvm_clear_dirty_log, first_page) == 8);
-static_assert(offsetof(struct kvm_clear_dirty_log, dirty_bitmap) == 16);
 /* rust/algo/wp_all.rs (TableWp) and rust/kvm/wp_all.rs (VmWpState). */
 static_assert(sizeof(struct kvm_dirty_table) == 72);
 static_assert(offsetof(struct kvm_dirty_table, maybe_writable) == 8);
@@ -211,77 +293,6 @@ static_assert(sizeof(struct kvm_enable_cap) == 104);
 static_assert(offsetof(struct kvm_enable_cap, cap) == 0);
 static_assert(offsetof(struct kvm_enable_cap, flags) == 4);
 static_assert(offsetof(struct kvm_enable_cap, args) == 8);
-
-void kd_slots_lock(struct kvm *kvm)
-{
-	mutex_lock(&kvm->slots_lock);
-}
-
-void kd_slots_unlock(struct kvm *kvm)
-{
-	mutex_unlock(&kvm->slots_lock);
-}
-
-/*
- * No lockdep_assert_held(&kvm->slots_lock) here: every caller holds it
- * (kernel/0001's hooks, SlotsLockGuard), and the memslot reads that follow
- * are checked by __kvm_memslots()'s srcu_dereference_check() on
- * slots_lock.  Under the test kernels' lockdep the assertion cost 66 of
- * about 5,400 instructions of a manual-protect GET (tools/tcg-profile).
- */
-static __always_inline void __kd_vm_facts(struct kvm *kvm,
-					  struct kd_vm_facts *facts)
-{
-	facts->nr_as_ids = kvm_arch_nr_memslot_as_ids(kvm);
-	facts->user_mem_slots = KVM_USER_MEM_SLOTS;
-	facts->use_dirty_bitmap = kvm_use_dirty_bitmap(kvm);
-	facts->manual_protect = kvm->manual_dirty_log_protect;
-	facts->dirty_vm = &kvm->dirty_vm;
-}
-
-void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts)
-{
-	__kd_vm_facts(kvm, facts);
-}
-
-static __always_inline void __kd_memslot(struct kvm *kvm, u32 as_id, u32 id,
-					 struct kd_memslot *out)
-{
-	struct kvm_memory_slot *slot = id_to_memslot(__kvm_memslots(kvm, as_id), id);
-
-	if (!slot) {
-		*out = (struct kd_memslot){};
-		return;
-	}
-	out->slot = slot;
-	out->npages = slot->npages;
-	out->dirty_logging = slot->flags & KVM_MEM_LOG_DIRTY_PAGES;
-	out->dirty_bitmap = slot->dirty_bitmap;
-	out->second_bitmap = slot->dirty_bitmap ? kvm_second_dirty_bitmap(slot) : NULL;
-	out->bitmap_bytes = kvm_dirty_bitmap_bytes(slot);
-}
-
-void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out)
-{
-	__kd_memslot(kvm, as_id, id, out);
-}
-
-/*
- * The entry of both dirty-log ioctls reads here, where the reads inline:
- * the facts, and the memslot.  @as_id indexes kvm->memslots[], so it is
- * bounded by the array; that the VM has that address space (and user
- * space that id) is Rust's check, made after this call, as Rust decoded
- * both from the ioctl.
- */
-void kd_vm_slot(struct kvm *kvm, u32 as_id, u32 id, struct kd_vm_facts *facts,
-		struct kd_memslot *out)
-{
-	__kd_vm_facts(kvm, facts);
-	if (as_id < KVM_MAX_NR_ADDRESS_SPACES)
-		__kd_memslot(kvm, as_id, id, out);
-	else
-		*out = (struct kd_memslot){};
-}
 
 void kd_vm_lock(struct kvm *kvm)
 {

@@ -8,7 +8,7 @@ use super::to_c;
 use crate::algo::harvest::harvest;
 use crate::kvm::bindings;
 use crate::kvm::counters::{self, Counter};
-use crate::kvm::dirty_log::{DirtyLogVm, GetDirtyLog};
+use crate::kvm::dirty_log::DirtyLogVm;
 use crate::kvm::memslot::{copy_live_to_user, Bitmaps};
 use crate::kvm::mmu::SlotMmu;
 use crate::kvm::popcnt::with_popcnt;
@@ -16,33 +16,36 @@ use crate::kvm::wp_masked::{Protector, WalkTally};
 use kernel::ffi::c_int;
 use kernel::prelude::*;
 
-/// `->get_dirty_log()`.
+/// `->get_dirty_log()`, with the arguments the shim's ops entry read.
 ///
 /// # Safety
 ///
 /// KVM calls it from `KVM_GET_DIRTY_LOG` on a live VM whose `slots_lock`
-/// it holds until the call returns; `log` is the ioctl's argument, copied
-/// into the kernel.
+/// it holds until the call returns; `facts` is `kd_vm_facts()` of the VM
+/// and `memslot` `kd_memslot()` of the ioctl's slot, read under that hold;
+/// `user_bitmap` is the ioctl's user pointer.
 #[no_mangle]
 unsafe extern "C" fn kd_rs_get_dirty_log(
     kvm: *mut bindings::kvm,
-    log: *mut bindings::kvm_dirty_log,
+    facts: *const bindings::kd_vm_facts,
+    memslot: *const bindings::kd_memslot,
+    user_bitmap: u64,
 ) -> c_int {
-    // SAFETY: KVM's contract above.
-    let (mut vm, args) = unsafe { DirtyLogVm::get(kvm, log) };
-    to_c(get_dirty_log(&mut vm, &args))
+    // SAFETY: the contract above.
+    let mut vm = unsafe { DirtyLogVm::new(kvm, facts, memslot) };
+    to_c(get_dirty_log(&mut vm, user_bitmap))
 }
 
-fn get_dirty_log(vm: &mut DirtyLogVm<'_>, args: &GetDirtyLog) -> Result {
+fn get_dirty_log(vm: &mut DirtyLogVm<'_>, user_bitmap: u64) -> Result {
     counters::add(Counter::KD_GET_DIRTY_LOG, 1);
-    serve(vm, args).inspect_err(|_| counters::add(Counter::KD_GET_DIRTY_LOG_ERR, 1))
+    serve(vm, user_bitmap).inspect_err(|_| counters::add(Counter::KD_GET_DIRTY_LOG_ERR, 1))
 }
 
 /// Error codes and their order are upstream's (kvm_get_dirty_log_protect):
 /// ENXIO for a ring-only VM, EINVAL for a bad address space or slot id,
 /// ENOENT for a missing slot or one without dirty logging, EFAULT for a bad
 /// user buffer.
-fn serve(vm: &mut DirtyLogVm<'_>, args: &GetDirtyLog) -> Result {
+fn serve(vm: &mut DirtyLogVm<'_>, user_bitmap: u64) -> Result {
     if !vm.vm.uses_dirty_bitmap() {
         return Err(ENXIO);
     }
@@ -59,11 +62,11 @@ fn serve(vm: &mut DirtyLogVm<'_>, args: &GetDirtyLog) -> Result {
         // What CLEAR re-protects is counted there (pages_cleared).
         let live = memslot.live().ok_or(ENOENT)?;
         mmu.sync_dirty_log();
-        return copy_live_to_user(live, args.user_bitmap);
+        return copy_live_to_user(live, user_bitmap);
     }
     let bitmaps = memslot.bitmaps().ok_or(ENOENT)?;
     mmu.sync_dirty_log();
-    harvest_to_user(mmu, bitmaps, protect, args.user_bitmap)
+    harvest_to_user(mmu, bitmaps, protect, user_bitmap)
 }
 
 /// The harvest: snapshot and clear the live bitmap word by word, protect

@@ -5,7 +5,6 @@
 
 use super::to_c;
 use crate::algo::ring::{self, batch_in_slot, Batch};
-use crate::algo::slot::SlotId;
 use crate::kvm::bindings;
 use crate::kvm::counters::{self, Counter};
 use crate::kvm::memslot::SlotRef;
@@ -108,7 +107,7 @@ impl<'s> LastSlot<'s> {
         match self.looked_up {
             Some((key, memslot)) if key == slot => memslot,
             _ => {
-                let memslot = vm.slot(SlotId::decode(slot));
+                let memslot = vm.slot(slot);
                 self.looked_up = Some((slot, memslot));
                 memslot
             }

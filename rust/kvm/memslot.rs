@@ -6,10 +6,20 @@
 
 use super::bindings;
 use super::mmu::SlotMmu;
+use crate::algo::slot::SlotId;
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicUsize;
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
+
+/// The name of the slot `info` describes, as the shim decoded it.
+#[inline(always)]
+pub(super) fn name(info: &bindings::kd_memslot) -> SlotId {
+    SlotId {
+        as_id: info.as_id,
+        id: info.id,
+    }
+}
 
 /// A memslot of a [`super::vm::SlotsLocked`] VM: its size, flags and MMU
 /// operations.

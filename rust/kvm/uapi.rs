@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The uapi structs KVM hands the module's hooks as it copied them from
-//! user space, mirrored (the shim asserts their layout against
+//! The uapi struct KVM hands `KVM_ENABLE_CAP`'s hook as it copied it from
+//! user space, mirrored (the shim asserts its layout against
 //! <linux/kvm.h>), and write-protect-all's uapi numbers (kernel/0003).
 
 use super::bindings;
@@ -10,23 +10,6 @@ use super::bindings;
 pub(crate) const CAP_DIRTY_WP_ALL: u32 = bindings::KD_CAP_DIRTY_WP_ALL;
 /// `KVM_WRITE_PROTECT_ALL_MEM`.
 pub(crate) const WRITE_PROTECT_ALL_MEM: u32 = bindings::KD_WRITE_PROTECT_ALL_MEM;
-
-/// `struct kvm_dirty_log`.
-#[repr(C)]
-pub(super) struct KvmDirtyLog {
-    pub(super) slot: u32,
-    padding1: u32,
-    pub(super) dirty_bitmap: u64,
-}
-
-/// `struct kvm_clear_dirty_log`.
-#[repr(C)]
-pub(super) struct KvmClearDirtyLog {
-    pub(super) slot: u32,
-    pub(super) num_pages: u32,
-    pub(super) first_page: u64,
-    pub(super) dirty_bitmap: u64,
-}
 
 /// `struct kvm_enable_cap`: `KVM_ENABLE_CAP`'s argument.
 #[repr(C)]

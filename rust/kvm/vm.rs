@@ -10,7 +10,7 @@
 //! be deleted, moved or have their bitmaps freed.
 
 use super::bindings;
-use super::memslot::{Memslot, SlotRef};
+use super::memslot::{name, Memslot, SlotRef};
 use super::mmu::VmMmuLocked;
 use super::ring::RingRef;
 use super::wp_all::VmWpState;
@@ -222,7 +222,7 @@ impl SlotsLocked<'_> {
     ///
     /// # Safety
     ///
-    /// `info` is what the shim filled for a memslot id this VM can have
+    /// `info` is what `kd_memslot()` filled for a memslot this VM can have
     /// ([`Self::has`]) under this hold of slots_lock, or has `slot` NULL
     /// for none.
     pub(super) unsafe fn memslot<'b>(
@@ -234,18 +234,19 @@ impl SlotsLocked<'_> {
         unsafe { Memslot::new(self.kvm, info) }
     }
 
-    /// Memslot `slot`, without its bitmaps, if the VM has it.
-    pub(crate) fn slot(&self, slot: SlotId) -> Option<SlotRef<'_>> {
-        if !self.has(slot) {
-            return None;
-        }
+    /// The memslot `slot` names (the uapi's encoding: the ring entries'),
+    /// without its bitmaps, if the VM can have it and has it.
+    pub(crate) fn slot(&self, slot: u32) -> Option<SlotRef<'_>> {
         let mut info = MaybeUninit::<bindings::kd_memslot>::uninit();
-        // SAFETY: live VM, slots_lock held, the address space and id in
-        // range (checked above); the shim writes the whole struct.
+        // SAFETY: live VM, slots_lock held; the shim writes the whole
+        // struct, and bounds the address space itself.
         let info = unsafe {
-            bindings::kd_memslot(self.raw(), slot.as_id, slot.id, info.as_mut_ptr());
+            bindings::kd_memslot(self.raw(), slot, info.as_mut_ptr());
             info.assume_init()
         };
+        if !self.has(name(&info)) {
+            return None;
+        }
         // SAFETY: kd_memslot() of this VM under this hold of slots_lock.
         unsafe { SlotRef::new(self.kvm, &info) }
     }
