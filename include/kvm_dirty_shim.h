@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The boundary between the Rust and the C halves of kvm_dirty.ko.
+ * The boundary between the Rust and the C halves of kvm_dirty.ko, the one
+ * interface both read: bindgen makes rust/kvm/shim_bindings_generated.rs of
+ * it at build time, so it declares only opaque structs and fixed-width
+ * types.
  *
- * kd_*: thin C wrappers over KVM that the Rust side calls.  They hold no
- * algorithm: each is a field access, a lock, or one call into KVM.
- * kd_rs_*: the Rust entry points that the C ops table calls.
- *
- * bindgen reads this header at build time (rust/shim_bindings_generated.rs),
- * so it declares only opaque structs and fixed-width types.
+ * kd_*: the shim's wrappers over KVM, which the Rust side (rust/kvm/) calls.
+ * They translate and decide nothing: each is a field access, a lock, one
+ * call into KVM, or the description of a state of KVM's.  shim/common.c
+ * holds those of every architecture, shim/x86.c and shim/arm64.c those of
+ * one, declared below under its CONFIG_ symbol.
+ * kd_rs_*: the Rust entry points (rust/entry/), which the shim's ops table
+ * hands KVM.
  */
 #ifndef KVM_DIRTY_SHIM_H
 #define KVM_DIRTY_SHIM_H
@@ -18,6 +22,10 @@ struct kvm;
 struct kvm_vcpu;
 struct kvm_memory_slot;
 struct kvm_dirty_ring;
+struct kvm_enable_cap;
+struct kvm_dirty_vm;
+struct kvm_dirty_table;
+struct dentry;
 
 /* Counters shown in /sys/kernel/debug/kvm_dirty/; owned by the Rust side. */
 enum kd_counter {
@@ -75,23 +83,47 @@ enum kd_pcpu_counter {
 	KD_NR_PCPU_COUNTERS
 };
 void kd_count_pcpu(enum kd_pcpu_counter which);
+void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n);
 
-/* Registration, called from the Rust module's init and drop. */
-int kd_shim_register(u64 *counters);
-void kd_shim_unregister(void);
-bool kd_bind_vms(void);
-bool kd_fail_wp_all(void);
+/*
+ * The module's parameters (/sys/module/kvm_dirty/parameters/), read by
+ * rust/kvm/params.rs at each use: user space may change them any time.
+ */
+extern bool kd_bind_vms;	/* bind_vms: bind VMs created from now on */
+extern bool kd_own_walk;	/* own_walk: the module's own protect walks */
+/* fail_wp_all (a test knob): true if this call is to fail, taking one off */
+bool kd_take_fail_wp_all(void);
+
+/*
+ * The module's registrations (rust/kvm/registration.rs): the ops table with
+ * KVM, and the debugfs directory of the counters, @counters being the
+ * KD_NR_COUNTERS shared ones.
+ */
+int kd_ops_register(void);
+void kd_ops_unregister(void);
+struct dentry *kd_debugfs_create(u64 *counters);
+void kd_debugfs_remove(struct dentry *dir);
+
+/*
+ * The uapi numbers of write-protect-all (kernel/0003-*.patch), for the Rust
+ * entry points; the shim checks them against <linux/kvm.h>.
+ */
+#define KD_CAP_DIRTY_WP_ALL		0x4b440001
+#define KD_WRITE_PROTECT_ALL_MEM	0xaef0
 
 /* VM state.  slots_lock is held by KVM around kd_rs_{get,clear}_dirty_log. */
 void kd_slots_lock(struct kvm *kvm);
 void kd_slots_unlock(struct kvm *kvm);
+/* kvm->lock, and what it keeps: no vCPU is created while it is held. */
+void kd_vm_lock(struct kvm *kvm);
+void kd_vm_unlock(struct kvm *kvm);
+u32 kd_created_vcpus(struct kvm *kvm);
 
 /*
  * What the ioctls read of a VM, in one call (under TCG each call costs
  * about as much as the loads it wraps).  With slots_lock held, which keeps
- * every field stable until it is dropped (kd_memslot()'s reads check it).
+ * every field stable until it is dropped (__kvm_memslots() checks it).
  */
-struct kvm_dirty_vm;
 struct kd_vm_facts {
 	u32 nr_as_ids;		/* kvm_arch_nr_memslot_as_ids() */
 	u32 user_mem_slots;	/* KVM_USER_MEM_SLOTS */
@@ -101,8 +133,17 @@ struct kd_vm_facts {
 };
 void kd_vm_facts(struct kvm *kvm, struct kd_vm_facts *facts);
 
-/* A memslot, valid while slots_lock is held. */
+/*
+ * A memslot as a dirty-log ioctl or a ring entry names it, valid while
+ * slots_lock is held.  The name is decoded here, the one place: the uapi
+ * (struct kvm_dirty_log, kvm_clear_dirty_log, kvm_dirty_gfn) puts the
+ * address space in bits 16-31 and the id in bits 0-15.  Whether the VM can
+ * have that slot is Rust's check (rust/algo/slot.rs), made on as_id and id
+ * afterwards: an address space beyond kvm->memslots[] reads as no slot.
+ */
 struct kd_memslot {
+	u32 as_id;			/* the name, decoded */
+	u32 id;
 	struct kvm_memory_slot *slot;	/* NULL: no such slot */
 	u64 npages;
 	bool dirty_logging;		/* KVM_MEM_LOG_DIRTY_PAGES */
@@ -110,9 +151,8 @@ struct kd_memslot {
 	unsigned long *second_bitmap;	/* kvm_second_dirty_bitmap() */
 	u64 bitmap_bytes;		/* of each of the two */
 };
-/* Fills all of @out for slot @id of address space @as_id (both in range). */
-void kd_memslot(struct kvm *kvm, u32 as_id, u32 id, struct kd_memslot *out);
-void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot);
+/* Fills all of @out for the slot @slot names. */
+void kd_memslot(struct kvm *kvm, u32 slot, struct kd_memslot *out);
 
 /* MMU. */
 void kd_mmu_lock(struct kvm *kvm);
@@ -123,23 +163,24 @@ void kd_write_protect_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
 			     u64 first_page, unsigned long mask);
 void kd_flush_tlbs_memslot(struct kvm *kvm, struct kvm_memory_slot *slot);
 void kd_flush_tlbs(struct kvm *kvm);
+void kd_set_pfn_dirty(u64 pfn);
 
 /*
- * The masked write-protect's own walks (rust/wp_masked.rs), with mmu_lock
- * held for write.  kd_wp_walk_begin() says which walk serves the slot now
- * and fills its description:
- *   KD_WALK_TABLES  @pt, the x86 TDP MMU or the arm64 stage 2
- *                   (rust/pt_walk.rs); on x86 it also entered an RCU
- *                   read-side section, as KVM's TDP MMU walks do, which
- *                   kd_pt_walk_end() leaves;
- *   KD_WALK_RMAPS   @rm, the x86 shadow MMU's rmaps (rust/rmap_walk.rs,
- *                   kernel/0010); nothing to end;
- *   KD_WALK_NONE    neither (nested guests, PML, own_walk=0...): KVM's
- *                   function serves.
- * It writes every field of the description it returns (roots beyond
- * nr_roots as zero) and none of the other: the caller leaves both
- * uninitialized, as zeroing them cost a tenth of a CLEAR that protects one
- * word under TCG (tools/tcg-profile).
+ * The masked write-protect's own walks (rust/kvm/wp_masked.rs), with
+ * mmu_lock held for write.  kd_wp_walk_describe() says which of KVM's
+ * structures map the slot now, and fills its description:
+ *   KD_WALK_TABLES  @pt, the x86 TDP MMU or the arm64 stage 2; on x86 it
+ *                   also entered an RCU read-side section, as KVM's TDP MMU
+ *                   walks do, which kd_pt_walk_end() leaves;
+ *   KD_WALK_RMAPS   @rm, the x86 shadow MMU's rmaps (kernel/0010);
+ *                   nothing to end;
+ *   KD_WALK_NONE    neither can be described (a nested guest's rmaps beside
+ *                   the TDP MMU, PML, no stage 2 yet...).
+ * Whether a walk may serve at all (the own_walk parameter, the host) Rust
+ * decides before it asks.  It writes every field of the description it
+ * returns (roots beyond nr_roots as zero) and none of the other: the
+ * caller leaves both uninitialized, as zeroing them cost a tenth of a
+ * CLEAR that protects one word under TCG (tools/tcg-profile).
  */
 #define KD_WALK_NONE	0
 #define KD_WALK_TABLES	1
@@ -150,21 +191,18 @@ struct kd_pt_walk {
 	u64 writable;		/* the W bit (x86), S2AP[1] (arm64) */
 	u64 table_mask;		/* above 4K, an entry is a table when these */
 	u64 table_bits;		/* bits are these, else a huge leaf */
-	u64 quiet;		/* a leaf with these set: a plain store (pt_walk.rs) */
+	u64 access_flag;	/* a leaf's AF (arm64); 0 where not known (x86) */
 	u64 addr;		/* a table entry's child table address bits, */
 	u64 addr_hi;		/* and more of them (arm64 LPA2: 51:50 in 9:8) */
 	u32 addr_hi_shift;	/* shifted left by this */
 	u64 page_offset;	/* linear-map address minus physical address */
 	u64 base_gfn;		/* the slot's first gfn */
-	bool set_pfn_dirty;	/* kvm_set_pfn_dirty() per entry cleared (x86) */
-	bool huge_to_kvm;	/* a word that meets a huge leaf: KVM's function */
+	bool init_set;		/* manual protect, initially-set bitmaps */
 	u32 nr_roots;
 	u32 root_levels[KD_PT_MAX_ROOTS];	/* 1: a table of 4K leaves */
 	u32 root_entries[KD_PT_MAX_ROOTS];
 	u64 *roots[KD_PT_MAX_ROOTS];
 };
-void kd_pt_walk_end(void);
-void kd_set_pfn_dirty(u64 pfn);
 /* The x86 shadow MMU's rmaps (kernel/0010: kvm_mmu_rmap_dirty_walk()). */
 #define KD_RMAP_LEVELS 3
 struct kd_rmap_walk {
@@ -177,18 +215,17 @@ struct kd_rmap_walk {
 	u32 desc_sptes;		/* its SPTE addresses, from this offset, */
 	u32 desc_entries;	/* this many (0 after the last) */
 	u64 base_gfn;		/* the slot's first gfn */
-	bool huge_to_kvm;	/* initially set: a huge SPTE at a mask's edge */
+	bool init_set;		/* manual protect, initially-set bitmaps */
 };
 /* Returns KD_WALK_NONE, KD_WALK_TABLES or KD_WALK_RMAPS. */
-int kd_wp_walk_begin(struct kvm *kvm, struct kvm_memory_slot *slot,
-		     struct kd_pt_walk *pt, struct kd_rmap_walk *rm);
-/* x86: whether the CPU has POPCNT (rust/popcnt.rs); false elsewhere. */
-bool kd_cpu_has_popcnt(void);
+int kd_wp_walk_describe(struct kvm *kvm, struct kvm_memory_slot *slot,
+			struct kd_pt_walk *pt, struct kd_rmap_walk *rm);
 
 /*
- * Dirty rings.  rust/vm.rs and rust/ring.rs mirror struct kvm_dirty_ring
- * (KvmDirtyRing, RingState) and struct kvm_dirty_gfn (DirtyGfn), so that the
- * push needs no call into C; the shim checks the layouts at build time.
+ * Dirty rings.  rust/kvm/ring.rs and rust/algo/ring.rs mirror struct
+ * kvm_dirty_ring (KvmDirtyRing, RingState) and struct kvm_dirty_gfn
+ * (DirtyGfn), so that the push needs no call into C; the shim checks the
+ * layouts at build time.
  */
 u32 kd_nr_vcpus(struct kvm *kvm);
 struct kvm_dirty_ring *kd_vcpu_dirty_ring(struct kvm *kvm, u32 index);
@@ -196,47 +233,81 @@ void kd_request_soft_full(struct kvm_vcpu *vcpu);
 void kd_cond_resched(void);
 
 /*
- * Write-protect-all, x86 (include/linux/kvm_dirty_ops.h).  rust/
+ * Write-protect-all (include/linux/kvm_dirty_ops.h).  rust/kvm/wp_all.rs
  * views struct kvm_dirty_vm and struct kvm_dirty_table through #[repr(C)]
  * mirrors (VmWpState, TableWp); the shim checks the layouts at build time.
  */
-struct kvm_dirty_table;
 struct kvm_dirty_vm *kd_vm_dirty_state(struct kvm *kvm);
+/*
+ * Whether KVM can serve write-protect-all for @kvm (x86: the TDP MMU with
+ * A/D bits; arm64: a stage 2), with the bits of its present and writable
+ * entries.  Whether the module serves this host, Rust decides.
+ */
 bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable);
-void kd_visit_root_tables(struct kvm *kvm,
-			    void (*fn)(void *ctx, struct kvm_dirty_table *table,
-				       u64 *spt),
-			    void *ctx);
-void kd_wp_all_reload_roots(struct kvm *kvm);
-/* Write-protect-all, arm64 stage 2 (rust/wp_all_arm64.rs); stubs on x86. */
-int kd_s2_wp_all_enable(struct kvm *kvm);
-u64 *kd_s2_pgd(struct kvm *kvm, u32 *entries, int *level);
-void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n);
 
-/* Rust entry points. */
+#ifdef CONFIG_X86
+/* x86: the x86 half of the shim */
+
+/* What the host offers, read once at load (rust/kvm/host.rs). */
+struct kd_host {
+	bool popcnt;		/* the CPU has POPCNT */
+	bool svm;		/* AMD SVM (kvm_amd) */
+};
+void kd_host_init(struct kd_host *host);
+/* kvm_arch_sync_dirty_log(): PML buffers into the bitmap (empty on arm64). */
+void kd_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot);
+/* Leaves the RCU section kd_wp_walk_describe() entered for KD_WALK_TABLES. */
+void kd_pt_walk_end(void);
+/*
+ * Each TDP MMU root, valid or not, passed to @fn with @ctx; mmu_lock held
+ * for write by the caller.
+ */
+void kd_visit_root_tables(struct kvm *kvm,
+			  void (*fn)(void *ctx, struct kvm_dirty_table *table,
+				     u64 *spt),
+			  void *ctx);
+/* Every vCPU loads its MMU root again before it next enters the guest. */
+void kd_wp_all_reload_roots(struct kvm *kvm);
+#endif /* CONFIG_X86 */
+
+#ifdef CONFIG_ARM64
+/* arm64: the arm64 half of the shim */
+
+/* What the host offers, read once at load (rust/kvm/host.rs). */
+struct kd_host {
+	bool nested_virt;	/* ARM64_HAS_NESTED_VIRT: shadow stage-2 MMUs */
+	bool protected_kvm;	/* protected KVM: the hypervisor owns stage 2 */
+};
+/* Also works out, once, what the stage-2 walk needs of the linear map. */
+void kd_host_init(struct kd_host *host);
+/* Turns ->wp_s2_push() on for @kvm's stage 2, before it has vCPUs. */
+int kd_s2_wp_all_enable(struct kvm *kvm);
+/* The start level's tables, @entries descriptors, at @level. */
+u64 *kd_s2_pgd(struct kvm *kvm, u32 *entries, int *level);
+/* ->wp_s2_push(), with the child table's size. */
+int kd_wp_s2_push(struct kvm *kvm, u64 *ptep, u64 old, int level, u64 *child);
+#endif /* CONFIG_ARM64 */
+
+/* Rust entry points (rust/entry/), in the ops table. */
 int kd_rs_vm_init(struct kvm *kvm);
 void kd_rs_vm_destroy(struct kvm *kvm);
 /*
- * @facts: kd_vm_facts() of @kvm, read by the ops-table entry that calls;
- * @memslot: kd_memslot() of @slot if its address space and id are in
- * range, else ->slot NULL (Rust checks the range first, as upstream).
+ * The dirty-log ioctls: @facts is kd_vm_facts() of @kvm and @memslot the
+ * slot the ioctl names, read by the ops-table entry that calls.
  */
 int kd_rs_get_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
-			const struct kd_memslot *memslot, u32 slot,
-			u64 user_bitmap);
+			const struct kd_memslot *memslot, u64 user_bitmap);
 int kd_rs_clear_dirty_log(struct kvm *kvm, const struct kd_vm_facts *facts,
-			  const struct kd_memslot *memslot, u32 slot,
-			  u64 first_page, u32 num_pages, u64 user_bitmap);
+			  const struct kd_memslot *memslot, u64 first_page,
+			  u32 num_pages, u64 user_bitmap);
 void kd_rs_mark_page_dirty(struct kvm_vcpu *vcpu, struct kvm_dirty_ring *ring,
 			   unsigned long *bitmap, u32 slot, u64 rel_gfn);
 int kd_rs_reset_dirty_rings(struct kvm *kvm);
-int kd_rs_wp_all_enable(struct kvm *kvm, u64 flags, u32 created_vcpus);
-int kd_rs_write_protect_all(struct kvm *kvm);
+int kd_rs_check_extension(struct kvm *kvm, long cap);
+int kd_rs_enable_cap(struct kvm *kvm, struct kvm_enable_cap *cap);
+long kd_rs_vm_ioctl(struct kvm *kvm, unsigned int ioctl, unsigned long arg);
 void kd_rs_wp_log_enable(struct kvm *kvm);
-bool kd_rs_wp_fast_begin(struct kvm *kvm, struct kvm_dirty_table *table,
-			 int index, u64 *token);
-void kd_rs_wp_fast_end(struct kvm *kvm, struct kvm_dirty_table *table,
-		       int index, u64 token);
+#ifdef CONFIG_X86
 int kd_rs_wp_step(struct kvm *kvm, bool write, struct kvm_dirty_table *table,
 		  u64 *table_spt, int index, u64 spte,
 		  struct kvm_dirty_table *child, u64 *child_spt,
@@ -245,11 +316,18 @@ void kd_rs_wp_link(struct kvm *kvm, struct kvm_dirty_table *child,
 		   u64 *child_spt, u64 *spte);
 void kd_rs_wp_leaf(struct kvm *kvm, struct kvm_dirty_table *table, int index,
 		   u64 new_spte);
+bool kd_rs_wp_fast_begin(struct kvm *kvm, struct kvm_dirty_table *table,
+			 int index, u64 *token);
+void kd_rs_wp_fast_end(struct kvm *kvm, struct kvm_dirty_table *table,
+		       int index, u64 token);
 void kd_rs_wp_link_shared(struct kvm *kvm, struct kvm_dirty_table *child,
 			  u64 *child_spt, u64 *spte);
 void kd_rs_wp_load_root(struct kvm *kvm, struct kvm_dirty_table *table,
 			u64 *spt);
+#endif /* CONFIG_X86 */
+#ifdef CONFIG_ARM64
 int kd_rs_wp_s2_push(struct kvm *kvm, u64 *ptep, u64 old, int level,
 		     u64 *child, u32 entries);
+#endif /* CONFIG_ARM64 */
 
 #endif /* KVM_DIRTY_SHIM_H */

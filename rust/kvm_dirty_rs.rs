@@ -15,48 +15,26 @@
 //! MMU and arm64 stage 2 (the module's own page-table walk) and on the x86
 //! shadow MMU (its own walk of the rmaps), KVM's function elsewhere.
 //! Enabling the ring, its mmap and the soft-full exit check on guest entry
-//! stay KVM's C code.  On the x86 TDP MMU also
-//! write-protect-all (`KVM_CAP_DIRTY_WP_ALL`, `KVM_WRITE_PROTECT_ALL_MEM`):
-//! the generations, the fault-time push-down and the records of writable
-//! entries, through KVM's MMU hooks.
-//! Counters of what was served are in `/sys/kernel/debug/kvm_dirty/`.
+//! stay KVM's C code.  Write-protect-all (`KVM_CAP_DIRTY_WP_ALL`,
+//! `KVM_WRITE_PROTECT_ALL_MEM`), through KVM's MMU hooks: on the x86 TDP
+//! and shadow MMUs the generations, the fault-time push-down and the
+//! records of writable entries; on arm64 stage 2 the pending table
+//! descriptors.  Counters of what was served are in
+//! `/sys/kernel/debug/kvm_dirty/`.
+//!
+//! The crate in three layers, one folder each, each using only those
+//! below it:
+//!
+//! - [`entry`]: the functions KVM calls, through the ops table;
+//! - [`kvm`]: the safe views of KVM's state, the one `unsafe` layer;
+//! - [`algo`]: the pure algorithms, `core` only, which the user-space
+//!   tests in `tools/dirty-algos` build unchanged.
 
-use counters::Counter;
 use kernel::prelude::*;
 
-mod bindings;
-mod clear_dirty_log;
-mod counters;
-mod dirty_ring;
-mod get_dirty_log;
-mod popcnt;
-mod vm;
-
-// The pure algorithm files: `core` only, and `pub` for the user-space test
-// crate (tools/dirty-algos), which builds them unchanged.
-#[allow(unreachable_pub)]
-mod clear;
-#[allow(unreachable_pub)]
-mod harvest;
-// The masked write-protect as a page-table walk (issue 10), and as an rmap
-// walk on the x86 shadow MMU; their kernel side is `wp_masked`.
-#[allow(unreachable_pub)]
-mod pt_walk;
-#[allow(unreachable_pub)]
-mod ring;
-#[allow(unreachable_pub)]
-mod rmap_walk;
-mod wp_masked;
-// Write-protect-all (issue 14): the MMU-independent core, and its kernel
-// side on the x86 TDP MMU.
-#[allow(unreachable_pub, dead_code)]
-mod wp_all;
-// ... and on arm64 stage 2 (issue 11): the algorithm, and its kernel side.
-mod wp_all_arm64;
-mod wp_all_shadow;
-#[allow(unreachable_pub, dead_code)]
-mod wp_all_stage2;
-mod wp_all_tdp;
+mod algo;
+mod entry;
+mod kvm;
 
 module! {
     type: KvmDirty,
@@ -66,45 +44,48 @@ module! {
     license: "GPL",
 }
 
-struct KvmDirty;
+/// The module: what it registered, for as long as it is loaded.
+struct KvmDirty {
+    _registered: Pin<KBox<Registered>>,
+}
+
+/// The module's registrations, each undone when dropped, in the order of
+/// the fields: the ops table first, so that no VM can bind any more, then
+/// the counters' directory.
+///
+/// Built in place by pin-init, as rnull builds its state: the fields are
+/// made in the order the initializer names them, and those already made
+/// are dropped if a later one fails.  Pinned in its box, so that a
+/// registration the kernel holds by address can join it as a `#[pin]`
+/// field.
+#[pin_data]
+struct Registered {
+    ops: kvm::registration::KvmOps,
+    counters: kvm::registration::CountersDir,
+}
 
 impl kernel::Module for KvmDirty {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        popcnt::init();
-        counters::register()?;
+        kvm::host::init();
+        let registered = KBox::pin_init(
+            try_pin_init!(Registered {
+                // First: once the ops are registered, VMs bind and count,
+                // which the files show.
+                counters: kvm::registration::CountersDir::create(),
+                ops: kvm::registration::KvmOps::register()?,
+            }),
+            GFP_KERNEL,
+        )?;
         pr_info!("serving dirty logging and dirty rings for new VMs\n");
-        Ok(KvmDirty)
+        Ok(KvmDirty {
+            _registered: registered,
+        })
     }
 }
 
 impl Drop for KvmDirty {
     fn drop(&mut self) {
         // No VM is bound any more: each one held a reference on the module.
-        counters::unregister();
-        pr_info!("unloaded\n");
+        pr_info!("unloading: the ops table and the counters go\n");
     }
 }
-
-/// Called by KVM for every VM created while the module is registered.
-/// Returns 0 to bind the VM to the Rust paths, or KVM_DIRTY_OPS_DECLINE to
-/// leave it on the C paths (the `bind_vms` parameter), so one boot can
-/// compare both.
-#[no_mangle]
-extern "C" fn kd_rs_vm_init(_kvm: *mut bindings::kvm) -> i32 {
-    // SAFETY: reads a module parameter.
-    if !unsafe { bindings::kd_bind_vms() } {
-        return KVM_DIRTY_OPS_DECLINE;
-    }
-    counters::add(Counter::KD_VMS_BOUND, 1);
-    counters::add(Counter::KD_VMS_LIVE, 1);
-    0
-}
-
-/// Called by KVM when a bound VM is destroyed.
-#[no_mangle]
-extern "C" fn kd_rs_vm_destroy(_kvm: *mut bindings::kvm) {
-    counters::sub(Counter::KD_VMS_LIVE, 1);
-}
-
-/// include/linux/kvm_dirty_ops.h: leave the VM on the C paths.
-const KVM_DIRTY_OPS_DECLINE: i32 = 1;

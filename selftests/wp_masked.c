@@ -4,7 +4,7 @@
  * exactly the harvested pages non-writable, and a write to each faults and
  * is logged again (x86: the vCPU's pf_taken counts the faults).  Run on a VM
  * bound to kvm_dirty.ko (the module's own walk: of the TDP MMU's tables,
- * rust/pt_walk.rs, or of the shadow MMU's rmaps, rust/rmap_walk.rs) and on
+ * rust/algo/pt_walk.rs, or of the shadow MMU's rmaps, rust/algo/rmap_walk.rs) and on
  * KVM's C path: the same must hold.
  *
  * The slot starts 32 pages before a 2M boundary, so that its bitmap words

@@ -4,8 +4,8 @@
 # write to each faults and is logged again (selftests/wp_masked.c, x86, both
 # MMUs), on the module and on KVM's C path.  The module's own walk must have
 # served every word and cleared W on exactly the SPTEs the test counted: of
-# the page tables on the TDP MMU (npt=1, rust/pt_walk.rs), of the rmaps on
-# the shadow MMU (npt=0, rust/rmap_walk.rs; the guest maps the slot with 4K
+# the page tables on the TDP MMU (npt=1, rust/algo/pt_walk.rs), of the rmaps on
+# the shadow MMU (npt=0, rust/algo/rmap_walk.rs; the guest maps the slot with 4K
 # pages, so no huge SPTE sends a word to KVM's function).
 . /tests/lib.sh
 [ -d "$KD" ] || fail "kvm_dirty.ko is not loaded"

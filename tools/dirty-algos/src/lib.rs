@@ -1,23 +1,26 @@
-//! The pure algorithm files of the kernel module, built unchanged for
-//! user-space tests.
+//! The pure algorithm files of the kernel module (`rust/algo/`), built
+//! unchanged for user-space tests.
 
-#[path = "../../../rust/harvest.rs"]
+#[path = "../../../rust/algo/harvest.rs"]
 pub mod harvest;
 
-#[path = "../../../rust/clear.rs"]
+#[path = "../../../rust/algo/clear.rs"]
 pub mod clear;
 
-#[path = "../../../rust/ring.rs"]
+#[path = "../../../rust/algo/ring.rs"]
 pub mod ring;
 
-#[path = "../../../rust/wp_all.rs"]
+#[path = "../../../rust/algo/slot.rs"]
+pub mod slot;
+
+#[path = "../../../rust/algo/wp_all.rs"]
 pub mod wp_all;
 
-#[path = "../../../rust/wp_all_stage2.rs"]
+#[path = "../../../rust/algo/wp_all_stage2.rs"]
 pub mod wp_all_stage2;
 
-#[path = "../../../rust/pt_walk.rs"]
+#[path = "../../../rust/algo/pt_walk.rs"]
 pub mod pt_walk;
 
-#[path = "../../../rust/rmap_walk.rs"]
+#[path = "../../../rust/algo/rmap_walk.rs"]
 pub mod rmap_walk;

@@ -1,4 +1,4 @@
-//! Properties of rust/clear.rs.
+//! Properties of rust/algo/clear.rs.
 
 mod common;
 use common::Rng;

@@ -1,4 +1,4 @@
-//! Word-level properties of rust/harvest.rs.
+//! Word-level properties of rust/algo/harvest.rs.
 
 mod common;
 use common::Rng;

@@ -1,4 +1,4 @@
-//! rust/pt_walk.rs on a model tree: 512-entry tables of every level, 4K
+//! rust/algo/pt_walk.rs on a model tree: 512-entry tables of every level, 4K
 //! leaf tables, 2M and 1G huge leaves, holes, 4- and 5-level roots, a root
 //! of concatenated tables; the x86 entry format (PS bit: huge) and the
 //! arm64 stage-2 one (table bit: table); masks at unaligned bases that span

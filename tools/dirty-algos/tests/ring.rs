@@ -1,4 +1,4 @@
-//! Properties of rust/ring.rs: push/reset, coalescing, hostile user space.
+//! Properties of rust/algo/ring.rs: push/reset, coalescing, hostile user space.
 
 mod common;
 use common::Rng;

@@ -1,4 +1,4 @@
-//! rust/rmap_walk.rs on a model of the shadow MMU's rmaps: heads that are
+//! rust/algo/rmap_walk.rs on a model of the shadow MMU's rmaps: heads that are
 //! empty, one SPTE, or a chain of descriptors laid out as pte_list_add()
 //! leaves them (the first one partly filled, the rest full); SPTEs with and
 //! without W, with A/D/MMU-writable bits to keep, and a few not present;

@@ -1,4 +1,4 @@
-//! A model of write-protect-all (rust/wp_all.rs) on a small x86-like tree,
+//! A model of write-protect-all (rust/algo/wp_all.rs) on a small x86-like tree,
 //! and of the migration protocol on top of it.
 //!
 //! The tree: a root table of R entries, each pointing to a middle table of
@@ -6,7 +6,7 @@
 //! L entries.  Every entry has a W bit that applies to all below it, as in
 //! x86 paging.  The guest writes through it like hardware (a write faults
 //! unless every entry on its path is present and has W); faults run the
-//! push-down of rust/wp_all.rs, then make the leaf writable and log it, like
+//! push-down of rust/algo/wp_all.rs, then make the leaf writable and log it, like
 //! KVM's fault path.  Other events: reads (faulting a path in without W, or
 //! with W and logged, as KVM may), zaps (a memslot change, an MMU notifier),
 //! splits of huge leaves outside faults (eager split), and the VMM's rounds.
@@ -35,7 +35,7 @@ struct Rules {
     order: Order,
     /// A table split from a huge leaf keeps its leaves' W, current, under
     /// an entry with W (wrong), instead of losing W on all of them
-    /// (rust/wp_all_tdp.rs: kd_rs_wp_link).
+    /// (rust/entry/wp_all_x86.rs: kd_rs_wp_link).
     split_current: bool,
 }
 
@@ -121,7 +121,7 @@ impl Vm {
     /// table to the VM's generation if it is not, whatever the entry's W (a
     /// split table is stale under an entry KVM made writable), then give the
     /// entry W.  A walk never passes a stale table, so a fault records an
-    /// entry only in a current table: rust/wp_all.rs relies on that to rule
+    /// entry only in a current table: rust/algo/wp_all.rs relies on that to rule
     /// out a push-down racing a record.
     fn descend(&mut self, t: usize, i: usize) -> usize {
         let Kind::Table(child) = self.tables[t].entries[i].kind else {
@@ -148,7 +148,7 @@ impl Vm {
     }
 
     /// Splits the huge leaf at entry `i` of middle table `t` into a leaf
-    /// table, as rust/wp_all_tdp.rs links it (kd_rs_wp_link): the new
+    /// table, as rust/entry/wp_all_x86.rs links it (kd_rs_wp_link): the new
     /// entries lose the huge leaf's W, the table starts current with nothing
     /// recorded, and the entry linking it has no W (the next fault's walk
     /// gives it W).  The wrong rule keeps the leaves' W in a table made

@@ -1,4 +1,4 @@
-//! A model of write-protect-all on x86's shadow MMU (rust/wp_all.rs with
+//! A model of write-protect-all on x86's shadow MMU (rust/algo/wp_all.rs with
 //! the hooks of kernel/0007-*.patch), where the tree of the TDP MMU becomes
 //! a graph that vCPUs change without mmu_lock:
 //!

@@ -1,9 +1,9 @@
-//! A model of write-protect-all on arm64 stage 2 (rust/wp_all_stage2.rs):
+//! A model of write-protect-all on arm64 stage 2 (rust/algo/wp_all_stage2.rs):
 //! pending table descriptors pushed down by faults, with the hardware's
 //! TLBs, and the migration protocol on top (common/migrate.rs).
 //!
 //! The tree holds real stage-2 descriptors (u64, the bits of
-//! rust/wp_all_stage2.rs; a table's "address" is its index << 12): a start
+//! rust/algo/wp_all_stage2.rs; a table's "address" is its index << 12): a start
 //! level (level 1) of R entries, level-2 tables of M entries, each a 2M-like
 //! block or a level-3 table of L pages.  Two vCPUs access pages like the
 //! hardware: through their own TLB if it holds the page (a write needs a

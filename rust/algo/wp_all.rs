@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Write-protect-all by generation (seed 003), the MMU-independent part.
+//! Write-protect-all by generation, the MMU-independent part, after the
+//! idea of Xiao Guangrong's patch series "KVM: MMU: fast write protect"
+//! (its kvm_mmu_write_protect_all_pages()).
 //!
 //! `KVM_WRITE_PROTECT_ALL_MEM` must make every later guest write to a
 //! dirty-logged page fault at least once, in O(1).  On a tree whose non-leaf

@@ -1,70 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The dirty ring's two kernel entry points: mark_page_dirty (push, or set
-//! the bitmap bit) on the vCPU, and KVM_RESET_DIRTY_RINGS.
+//! `KVM_RESET_DIRTY_RINGS`: hand back every harvested entry of every vCPU's
+//! ring, re-protecting their pages, batch by batch.
 
-use crate::bindings;
-use crate::counters::{self, Counter};
-use crate::ring::{self, batch_in_slot, Batch, Pushed};
-use crate::vm::{RingRef, SlotRef, SlotsLockGuard, SlotsLocked};
-use crate::wp_masked::{Protector, WalkTally};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use super::to_c;
+use crate::algo::ring::{self, batch_in_slot, Batch};
+use crate::kvm::bindings;
+use crate::kvm::counters::{self, Counter};
+use crate::kvm::memslot::SlotRef;
+use crate::kvm::vm::{SlotsLockGuard, SlotsLocked};
+use crate::kvm::wp_masked::{Protector, WalkTally};
+use kernel::ffi::c_int;
 use kernel::prelude::*;
 
 /// Entries reset between two checks for a signal and a chance to reschedule.
 const RESET_BATCH: u32 = 256;
 
-fn count_pcpu(which: bindings::kd_pcpu_counter) {
-    // SAFETY: a per-CPU increment, safe in any context.
-    unsafe { bindings::kd_count_pcpu(which) }
+/// `->reset_dirty_rings()`: returns the number of entries reset, or
+/// `-EINTR` if a signal arrived first (what was reset stays reset,
+/// protected and flushed; user space calls again for the rest).
+///
+/// # Safety
+///
+/// KVM calls it from the VM ioctl, on a live VM, without `slots_lock`.
+#[no_mangle]
+unsafe extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> c_int {
+    // SAFETY: KVM's contract above.
+    let guard = unsafe { SlotsLockGuard::lock(kvm) };
+    to_c(reset_dirty_rings(guard))
 }
 
-/// The hot path: a page of a dirty-tracked slot was written.  `ring` is the
-/// running vCPU's ring if the VM uses rings (else NULL); `bitmap` the slot's
-/// dirty bitmap (NULL if it has none).  Any context: no sleeping, no lock.
-#[no_mangle]
-extern "C" fn kd_rs_mark_page_dirty(
-    vcpu: *mut bindings::kvm_vcpu,
-    ring: *mut bindings::kvm_dirty_ring,
-    bitmap: *mut usize,
-    slot: u32,
-    rel_gfn: u64,
-) {
-    // SAFETY: KVM passes the running vCPU's own ring, alive as long as it.
-    if let Some(ring) = unsafe { RingRef::new(ring) } {
-        count_pcpu(bindings::kd_pcpu_counter::KD_RING_PUSHES);
-        match ring::push(ring.state, ring.entries, slot, rel_gfn) {
-            Pushed::Ok => return,
-            Pushed::SoftFull => counters::add(Counter::KD_RING_SOFT_FULL, 1),
-            Pushed::Full => counters::add(Counter::KD_RING_FULL, 1),
-        }
-        // SAFETY: `ring` is non-NULL only with a running vCPU.
-        unsafe { bindings::kd_request_soft_full(vcpu) };
-        return;
-    }
-    if bitmap.is_null() {
-        return;
-    }
-    let bits = usize::BITS as u64;
-    // SAFETY: rel_gfn < the slot's npages (KVM computed it from the slot),
-    // so the word is inside the bitmap; every access to the bitmap is
-    // atomic (set_bit_le(), xchg, fetch_andnot).
-    let word = unsafe { &*bitmap.add((rel_gfn / bits) as usize).cast::<AtomicUsize>() };
-    // Relaxed, like set_bit(): the harvest's exchange orders it.
-    word.fetch_or(1 << (rel_gfn % bits), Ordering::Relaxed);
-    count_pcpu(bindings::kd_pcpu_counter::KD_BITMAP_MARKS);
-}
-
-/// KVM_RESET_DIRTY_RINGS: hand back every harvested entry of every vCPU's
-/// ring, re-protecting their pages; returns the number of entries reset, or
-/// -EINTR if a signal arrived first (what was reset stays reset, protected
-/// and flushed; user space calls again for the rest).
-#[no_mangle]
-extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
+fn reset_dirty_rings(mut guard: SlotsLockGuard) -> Result<u32> {
     counters::add(Counter::KD_RING_RESETS, 1);
-    // SAFETY: KVM calls this from the VM ioctl, on a live VM, without
-    // slots_lock.
-    let mut guard = unsafe { SlotsLockGuard::lock(kvm) };
     let vm = guard.vm();
     let protect = vm.harvest_protects();
     let mut total: u32 = 0;
@@ -100,8 +67,7 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
             if stats.entries < RESET_BATCH {
                 break;
             }
-            // SAFETY: may sleep: we hold only slots_lock, a mutex.
-            unsafe { bindings::kd_cond_resched() };
+            vm.cond_resched();
         }
     }
     // Entries are handed back only after their pages are write-protected and
@@ -116,14 +82,13 @@ extern "C" fn kd_rs_reset_dirty_rings(kvm: *mut bindings::kvm) -> i32 {
     }
     counters::add(Counter::KD_RING_ENTRIES_RESET, u64::from(total));
     counters::add(Counter::KD_RING_MMU_SECTIONS, sections);
-    drop(vm);
+    // slots_lock released before the counter below.
     drop(guard);
     if interrupted {
         counters::add(Counter::KD_RING_RESET_EINTR, 1);
-        return EINTR.to_errno();
+        return Err(EINTR);
     }
-    // The ioctl returns an int; a reset never exceeds the rings' entries.
-    total.min(i32::MAX as u32) as i32
+    Ok(total)
 }
 
 /// The memslot the previous batch named (by its ring encoding), looked up
@@ -137,15 +102,12 @@ struct LastSlot<'s> {
 }
 
 impl<'s> LastSlot<'s> {
-    /// The memslot `slot` (address space in the high 16 bits, id in the low)
-    /// names, if any.
+    /// The memslot `slot` (the ring's encoding) names, if the VM has it.
     fn get(&mut self, vm: &'s SlotsLocked<'_>, slot: u32) -> Option<SlotRef<'s>> {
         match self.looked_up {
             Some((key, memslot)) if key == slot => memslot,
             _ => {
-                let (as_id, id) = (slot >> 16, slot & 0xffff);
-                let valid = as_id < vm.nr_address_spaces() && id < vm.user_mem_slots();
-                let memslot = if valid { vm.slot(as_id, id) } else { None };
+                let memslot = vm.slot(slot);
                 self.looked_up = Some((slot, memslot));
                 memslot
             }
@@ -175,7 +137,7 @@ fn protect_batch<'s>(
             if !reuse {
                 // Unlock the previous section before taking the next.
                 *held = None;
-                *held = Some((batch.slot, slot.mmu().lock().protector(tally)));
+                *held = Some((batch.slot, Protector::new(slot.mmu().lock(), tally)));
             }
             if let Some((_, protector)) = held {
                 protector.protect(batch.offset as usize, batch.mask as usize);

@@ -19,6 +19,7 @@
 //!
 //! `core` only: also built by `tools/dirty-algos` for `cargo test`.
 
+use super::slot::pages_in_slot;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// KVM_DIRTY_GFN_F_DIRTY: the entry holds a dirty gfn for user space.
@@ -210,9 +211,10 @@ pub fn reset(
 /// Whether `batch` names only pages of a slot of `npages` pages: the check
 /// a batch built from user-written entries must pass before it is protected.
 pub fn batch_in_slot(batch: &Batch, npages: u64) -> bool {
-    if batch.mask == 0 || batch.offset >= npages {
+    if batch.mask == 0 {
         return false;
     }
-    let last_bit = MASK_BITS - 1 - u64::from(batch.mask.leading_zeros());
-    last_bit < npages - batch.offset
+    // Pages `offset` to the mask's last set bit.
+    let pages = MASK_BITS - u64::from(batch.mask.leading_zeros());
+    pages_in_slot(batch.offset, pages, npages)
 }

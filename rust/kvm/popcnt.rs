@@ -9,14 +9,15 @@
 //! (alternatives); here the loop is compiled twice, and the module picks the
 //! POPCNT copy once at load if the CPU has the instruction.
 
+#[cfg(target_arch = "x86_64")]
 use core::sync::atomic::{AtomicBool, Ordering};
 
+#[cfg(target_arch = "x86_64")]
 static HAS_POPCNT: AtomicBool = AtomicBool::new(false);
 
-/// Looks the instruction up once, at module load.
-pub(crate) fn init() {
-    // SAFETY: reads the boot CPU's feature bits.
-    let has = unsafe { crate::bindings::kd_cpu_has_popcnt() };
+/// Whether the CPU has POPCNT, as [`super::host::init`] read it at load.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn init(has: bool) {
     HAS_POPCNT.store(has, Ordering::Relaxed);
 }
 
@@ -26,13 +27,18 @@ pub(crate) fn init() {
 pub(crate) fn with_popcnt<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     if HAS_POPCNT.load(Ordering::Relaxed) {
-        // SAFETY: the boot CPU has POPCNT (checked by `init`), and so has
-        // every CPU the kernel brings up.
+        // SAFETY: the boot CPU has POPCNT (read at load), and so has every
+        // CPU the kernel brings up.
         return unsafe { popcnt(f) };
     }
     f()
 }
 
+/// Runs `f` compiled with POPCNT.
+///
+/// # Safety
+///
+/// The CPU has POPCNT.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt")]
 unsafe fn popcnt<R>(f: impl FnOnce() -> R) -> R {

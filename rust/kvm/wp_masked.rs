@@ -1,196 +1,52 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The masked write-protect of GET_DIRTY_LOG, CLEAR_DIRTY_LOG and the ring
-//! reset: the module's own walk of KVM's page tables (rust/pt_walk.rs) on
-//! the x86 TDP MMU and the arm64 stage 2, of the slot's rmaps
-//! (rust/rmap_walk.rs) on the x86 shadow MMU; elsewhere KVM's function.
+//! reset: the module's own walk of KVM's page tables (`crate::algo::pt_walk`
+//! over [`KvmTables`]) on the x86 TDP MMU and the arm64 stage 2, of the
+//! slot's rmaps (`crate::algo::rmap_walk` over [`KvmRmaps`]) on the x86
+//! shadow MMU; elsewhere KVM's function.
 //!
 //! A [`Protector`] lives inside one `mmu_lock` write section
-//! ([`MmuLocked`]) and serves the words of one memslot.  At its start the
-//! shim says whether a walk can serve this VM now (x86, kernel/0009: the
-//! TDP MMU alone, no rmaps of a nested guest, no PML, SVM; kernel/0010: the
-//! shadow MMU alone, no PML, SVM; arm64: 4K pages, no LPA2, no nested virt;
-//! module parameter `own_walk`) and gives the entry bits and the roots of
-//! the slot's address space, or its rmaps.  What KVM's
+//! ([`MmuLocked`]) and serves the words of one memslot.  At its start it
+//! decides whether a walk may serve at all (module parameter `own_walk`;
+//! x86: SVM; arm64: 4K pages, no nested virt, no protected KVM), then the
+//! shim says which of KVM's structures map the slot now (x86, kernel/0009:
+//! the TDP MMU alone, no rmaps of a nested guest, no PML; kernel/0010: the
+//! shadow MMU alone, no PML; arm64: the stage 2) and gives the entry bits
+//! and the roots of the slot's address space, or its rmaps.  What KVM's
 //! function does beside clearing W, and how the walk does the same, is in
 //! Documentation/design.rst "The masked write-protect".
 
-use crate::bindings;
-use crate::counters::{self, Counter};
-use crate::pt_walk::{EntryBits, Tables, Walker, MAX_LEVEL};
-use crate::rmap_walk::{RmapBits, RmapWalker, Rmaps, LEVELS};
-use crate::vm::MmuLocked;
+use super::bindings;
+use super::counters::{self, Counter};
+use super::host;
+use super::mmu::MmuLocked;
+use super::page_tables::{self, KvmTables, TableWalk};
+use super::params;
+use super::rmaps::{KvmRmaps, RmapWalk};
+use crate::algo::pt_walk::{EntryBits, Walker, MAX_LEVEL};
+use crate::algo::rmap_walk::{RmapBits, RmapWalker, LEVELS};
 use core::cell::Cell;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize};
+use kernel::page::PAGE_SIZE;
 
-const PAGE_SHIFT: u32 = 12;
-const MAX_ROOTS: usize = bindings::KD_PT_MAX_ROOTS as usize;
-const ENTRIES: u32 = crate::pt_walk::ENTRIES as u32;
-
-/// KVM's page tables (TDP MMU, stage 2), seen from inside one `mmu_lock`
-/// write section.
-///
-/// Invariant: every handle is a table of the VM's tree that stays
-/// allocated while the section lasts: the roots the shim gave, and the
-/// children of present table entries read from such tables (the walker
-/// makes handles no other way).  Nothing links, unlinks or frees a table of
-/// either while `mmu_lock` is held for write.
-#[derive(Clone, Copy)]
-struct KvmTables {
-    /// A table entry's child table address bits,
-    addr: u64,
-    /// and more of them (arm64 with LPA2: address bits 51:50 in 9:8),
-    addr_hi: u64,
-    /// shifted left by this.
-    addr_hi_shift: u32,
-    /// Where physical address 0 is in the kernel's linear map.
-    page_offset: u64,
-}
-
-impl Tables for KvmTables {
-    type Table = NonNull<AtomicU64>;
-
-    fn child(&self, entry: u64) -> NonNull<AtomicU64> {
-        let pa = (entry & self.addr) | (entry & self.addr_hi) << self.addr_hi_shift;
-        let va = pa.wrapping_add(self.page_offset);
-        // A present non-leaf SPTE holds its table's physical address, whose
-        // linear-map address is never 0.
-        NonNull::new(va as *mut AtomicU64).expect("a table at the linear map's address 0")
-    }
-
-    fn entry(&self, table: NonNull<AtomicU64>, index: usize) -> &AtomicU64 {
-        // SAFETY: `table` is a live table (the type's invariant) of 512
-        // u64 entries, or of the root's entries for a root, and `index` is
-        // below that (the walker masks it).  KVM changes entries only with
-        // atomic or WRITE_ONCE-style accesses of the whole u64, so viewing
-        // one as an AtomicU64 races with nothing non-atomic.
-        unsafe { &*table.as_ptr().add(index) }
-    }
-}
-
-/// The x86 shadow MMU's rmaps of one memslot, seen from inside one
-/// `mmu_lock` write section.
-///
-/// Invariant: `heads[l]` is the slot's array of `entries[l]` rmap heads of
-/// level `l + 1`, and every address a head or a descriptor holds is a live
-/// descriptor of `struct pte_list_desc`'s layout (`desc_*`) or a live
-/// SPTE: KVM changes rmaps, and frees the shadow pages that hold SPTEs,
-/// only with `mmu_lock` held for write, which the section holds.
-#[derive(Clone, Copy)]
-struct KvmRmaps {
-    heads: [NonNull<AtomicUsize>; LEVELS],
-    entries: [usize; LEVELS],
-    desc_more: usize,
-    desc_sptes: usize,
-    desc_entries: usize,
-}
-
-impl KvmRmaps {
-    /// The word at `addr`: a head, a descriptor's link or one of its SPTE
-    /// addresses, all of the type's invariant.
-    fn word(&self, addr: usize) -> usize {
-        // SAFETY: `addr` is a live, aligned `unsigned long` of the rmaps
-        // (the type's invariant).  KVM writes them only under the
-        // `mmu_lock` we hold for write, so nothing writes them now; an
-        // atomic view races with nothing.
-        unsafe { &*(addr as *const AtomicUsize) }.load(Ordering::Relaxed)
-    }
-}
-
-impl Rmaps for KvmRmaps {
-    fn head(&self, level: usize, index: usize) -> Option<usize> {
-        let l = level.checked_sub(1).filter(|&l| l < LEVELS)?;
-        if index >= self.entries[l] {
-            return None;
-        }
-        let head = self.heads[l].as_ptr().wrapping_add(index);
-        Some(self.word(head as usize))
-    }
-
-    fn desc_entries(&self) -> usize {
-        self.desc_entries
-    }
-
-    fn desc_spte(&self, desc: usize, i: usize) -> usize {
-        self.word(desc + self.desc_sptes + i * core::mem::size_of::<usize>())
-    }
-
-    fn desc_more(&self, desc: usize) -> usize {
-        self.word(desc + self.desc_more)
-    }
-
-    fn heads_4k(&self, first: usize) -> Option<&[AtomicUsize; 64]> {
-        if first.checked_add(64)? > self.entries[0] {
-            return None;
-        }
-        // SAFETY: heads `first..first + 64` are inside the slot's 4K array
-        // (checked above; the type's invariant), aligned `unsigned long`s
-        // that KVM writes only under the `mmu_lock` we hold for write.
-        Some(unsafe {
-            &*self.heads[0]
-                .as_ptr()
-                .add(first)
-                .cast::<[AtomicUsize; 64]>()
-        })
-    }
-
-    fn spte(&self, sptep: usize) -> &AtomicU64 {
-        // SAFETY: an address an rmap holds is a live, aligned SPTE in a
-        // shadow page (the type's invariant).  KVM changes SPTEs with
-        // atomic or WRITE_ONCE-style accesses of the whole u64 (the
-        // lockless fast page fault with a cmpxchg), so an atomic view of it
-        // races with nothing non-atomic.
-        unsafe { &*(sptep as *const AtomicU64) }
-    }
-}
+const MAX_ROOTS: usize = page_tables::MAX_ROOTS;
+const ENTRIES: u32 = crate::algo::pt_walk::ENTRIES as u32;
 
 /// What serves one memslot under one `mmu_lock` write section.
+///
+/// A table walk is about 1 KiB (four walkers), an rmap walk far less: a
+/// `Walk` lives in its [`Protector`] and is written in place (see
+/// [`begin`]), never moved, so the size of the small variant costs
+/// nothing, where a box would cost an allocation per section.
+#[allow(clippy::large_enum_variant)]
 enum Walk {
     /// The x86 TDP MMU or arm64 stage 2: their page tables.
     Tables(TableWalk),
     /// The x86 shadow MMU: the slot's rmaps.
     Rmaps(RmapWalk),
-}
-
-/// The rmap walk of one memslot under one `mmu_lock` write section.
-struct RmapWalk {
-    walker: RmapWalker<KvmRmaps>,
-    /// A word whose first or last page a huge SPTE maps goes to KVM's
-    /// function (initially-set bitmaps, where KVM write-protects it).
-    huge_to_kvm: bool,
-}
-
-/// The page-table walk of one memslot under one `mmu_lock` write section.
-struct TableWalk {
-    base_gfn: u64,
-    addr: u64,
-    /// x86: each entry whose W is cleared marks its page dirty.
-    set_pfn_dirty: bool,
-    /// A word that meets a huge leaf goes to KVM's function (x86: manual
-    /// protect with initially-set bitmaps, where KVM splits or
-    /// write-protects it; arm64: always, KVM write-protects blocks).
-    huge_to_kvm: bool,
-    /// The first `nr_walkers` are initialized, one per root.
-    walkers: [MaybeUninit<Walker<KvmTables>>; MAX_ROOTS],
-    nr_walkers: usize,
-}
-
-impl TableWalk {
-    fn walkers(&self) -> &[Walker<KvmTables>] {
-        let n = self.nr_walkers.min(MAX_ROOTS);
-        // SAFETY: `tables()` initialized the first `nr_walkers` (at most
-        // MAX_ROOTS) and nothing uninitializes them; MaybeUninit<T> has
-        // T's layout.
-        unsafe { core::slice::from_raw_parts(self.walkers.as_ptr().cast(), n) }
-    }
-
-    fn walkers_mut(&mut self) -> &mut [Walker<KvmTables>] {
-        let n = self.nr_walkers.min(MAX_ROOTS);
-        // SAFETY: as `walkers()`, borrowed mutably from `self`.
-        unsafe { core::slice::from_raw_parts_mut(self.walkers.as_mut_ptr().cast(), n) }
-    }
 }
 
 /// What the walks and KVM's function served, added to the counters once
@@ -309,28 +165,6 @@ impl<'a> Protector<'a> {
     }
 }
 
-impl TableWalk {
-    /// Clears W on the 4K leaves of the mask's pages; true if a huge leaf
-    /// maps one of them and KVM's function must see the word.
-    fn protect(&mut self, first_page: usize, mask: usize) -> bool {
-        let gfn = self.base_gfn + first_page as u64;
-        let (addr, set_pfn_dirty) = (self.addr, self.set_pfn_dirty);
-        let mut huge = false;
-        for walker in self.walkers_mut() {
-            let done = walker.protect(gfn, mask as u64, |old| {
-                if set_pfn_dirty {
-                    // As clear_dirty_pt_masked(): the page was writable, so
-                    // it may have been written; tell the page cache.
-                    // SAFETY: plain call; KVM checks the pfn itself.
-                    unsafe { bindings::kd_set_pfn_dirty((old & addr) >> PAGE_SHIFT) }
-                }
-            });
-            huge |= done.huge;
-        }
-        huge && self.huge_to_kvm
-    }
-}
-
 /// Sets `walk` to the walk of `locked`'s memslot, if one of the module's
 /// walks can serve it now (else `None`): one call into the shim, which says
 /// which and describes it.  In place: a `Walk` is about 1 KiB (four
@@ -338,6 +172,12 @@ impl TableWalk {
 /// rest of a never-mapped CLEAR's walk (tools/tcg-profile).
 fn begin(locked: &MmuLocked<'_>, walk: &mut Option<Walk>) {
     *walk = None;
+    // Whether one of the module's walks may serve at all: the `own_walk`
+    // parameter, the host, and 4K pages (the 512-entry tables the walker
+    // knows).
+    if !params::own_walk() || !host::own_mmu_code() || PAGE_SIZE != 4096 {
+        return;
+    }
     let (kvm, slot) = locked.raw();
     // Left uninitialized: the shim writes the whole of the one description
     // it returns (include/kvm_dirty_shim.h), and zeroing both cost a tenth
@@ -348,7 +188,8 @@ fn begin(locked: &MmuLocked<'_>, walk: &mut Option<Walk>) {
     // section), mmu_lock held for write as kernel/0009 and kernel/0010
     // assert; for KD_WALK_TABLES the shim entered (x86) an RCU read section
     // that `end` (or `tables`, refusing) leaves.
-    let kind = unsafe { bindings::kd_wp_walk_begin(kvm, slot, pt.as_mut_ptr(), rm.as_mut_ptr()) };
+    let kind =
+        unsafe { bindings::kd_wp_walk_describe(kvm, slot, pt.as_mut_ptr(), rm.as_mut_ptr()) };
     match u32::try_from(kind) {
         // SAFETY: the shim wrote all of `pt` (its contract).
         Ok(bindings::KD_WALK_TABLES) => tables(unsafe { pt.assume_init_ref() }, walk),
@@ -380,7 +221,7 @@ fn rmaps(info: &bindings::kd_rmap_walk) -> Option<RmapWalk> {
     }
     let rmaps = KvmRmaps {
         heads,
-        entries: info.entries.map(|n| n as usize),
+        entries: info.entries,
         desc_more: info.desc_more as usize,
         desc_sptes: info.desc_sptes as usize,
         desc_entries: info.desc_entries as usize,
@@ -388,11 +229,14 @@ fn rmaps(info: &bindings::kd_rmap_walk) -> Option<RmapWalk> {
     let bits = RmapBits {
         present: info.present,
         writable: info.writable,
-        many: info.many as usize,
+        many: info.many,
     };
     Some(RmapWalk {
         walker: RmapWalker::new(rmaps, bits, info.base_gfn),
-        huge_to_kvm: info.huge_to_kvm,
+        // The huge-page part of kvm_arch_mmu_enable_log_dirty_pt_masked():
+        // with initially-set bitmaps KVM write-protects the huge pages at
+        // the mask's edges.
+        huge_to_kvm: info.init_set,
     })
 }
 
@@ -405,12 +249,36 @@ fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
         addr_hi_shift: info.addr_hi_shift,
         page_offset: info.page_offset,
     };
+    // What KVM's own masked write-protect does beside clearing W, which
+    // the walk does too.  x86: as clear_dirty_pt_masked(), mark each page
+    // whose W it clears dirty; with initially-set bitmaps, leave a huge
+    // page to KVM, which splits or write-protects it (the huge-page part of
+    // kvm_arch_mmu_enable_log_dirty_pt_masked()).  arm64:
+    // kvm_mmu_write_protect_pt_masked() write-protects blocks too, and the
+    // whole range from the mask's first to its last page; it marks no page
+    // dirty (the fault does).
+    let (set_pfn_dirty, huge_to_kvm) = if cfg!(CONFIG_X86) {
+        (true, info.init_set)
+    } else {
+        (false, true)
+    };
+    // Leaves written with a plain store, not an atomic AND.  arm64: the
+    // hardware may set AF (VTCR_EL2.HA), never DBM-style W (KVM sets no DBM
+    // in stage 2), and every software writer of a leaf but the walk holds
+    // mmu_lock: a leaf with AF set is ours alone, written as
+    // stage2_try_set_pte() does under the lock.  x86: none (KVM's A/D
+    // masks are private to it).
+    let quiet = if cfg!(CONFIG_ARM64) {
+        info.access_flag
+    } else {
+        0
+    };
     let bits = EntryBits {
         present: info.present,
         writable: info.writable,
         table_mask: info.table_mask,
         table_bits: info.table_bits,
-        quiet: info.quiet,
+        quiet,
     };
     let roots = info.nr_roots as usize;
     // Written where it lives, its walkers' array left uninitialized: an
@@ -419,8 +287,8 @@ fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
     let Walk::Tables(table_walk) = walk.insert(Walk::Tables(TableWalk {
         base_gfn: info.base_gfn,
         addr: info.addr,
-        set_pfn_dirty: info.set_pfn_dirty,
-        huge_to_kvm: info.huge_to_kvm,
+        set_pfn_dirty,
+        huge_to_kvm,
         walkers: [const { MaybeUninit::uninit() }; MAX_ROOTS],
         nr_walkers: 0,
     })) else {
@@ -455,16 +323,17 @@ fn tables(info: &bindings::kd_pt_walk, walk: &mut Option<Walk>) {
     }
 }
 
-/// Leaves the RCU read section kd_wp_walk_begin() entered for a table walk.
-/// On x86 only: arm64's stage-2 walk under `mmu_lock` held for write takes
-/// none, and the call to its empty kd_pt_walk_end() was a few percent of a
-/// CLEAR that protects one word under TCG (tools/tcg-profile).
+/// Leaves the RCU read section kd_wp_walk_describe() entered for a table
+/// walk.  On x86 only: arm64's stage-2 walk under `mmu_lock` held for write
+/// takes none.
+#[inline(always)]
 fn pt_walk_end() {
-    if cfg!(target_arch = "x86_64") {
-        // SAFETY: the caller is done with the walk kd_wp_walk_begin()
-        // described, and leaves its RCU section once.
-        unsafe { bindings::kd_pt_walk_end() };
-    }
+    #[cfg(CONFIG_X86)]
+    // SAFETY: the caller is done with the walk kd_wp_walk_describe()
+    // described, and leaves its RCU section once.
+    unsafe {
+        bindings::kd_pt_walk_end()
+    };
 }
 
 /// Tallies what `walk` did, leaves its RCU section (page tables) and sets

@@ -16,7 +16,7 @@
 //!
 //! `core` only: also built by `tools/dirty-algos` for `cargo test`.
 
-use crate::harvest::BITS_PER_WORD;
+use super::harvest::BITS_PER_WORD;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// What one clear did.
