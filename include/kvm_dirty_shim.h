@@ -86,6 +86,22 @@ void kd_count_pcpu(enum kd_pcpu_counter which);
 void kd_count_pcpu_add(enum kd_pcpu_counter which, u64 n);
 
 /*
+ * Tracepoints (shim/trace.c, shim/kvm_dirty_trace.h).  Bit KD_TRACE_* of
+ * kd_trace_on is set while that event of the module is enabled, so that
+ * rust/kvm/trace.rs calls kd_trace_*() only then.
+ */
+#define KD_TRACE_HARVEST	0	/* kvm_dirty_harvest */
+#define KD_TRACE_WP_ALL		1	/* kvm_dirty_wp_all */
+#define KD_TRACE_PUSH_DOWN	2	/* kvm_dirty_push_down */
+extern unsigned long kd_trace_on;
+void kd_trace_harvest(bool clear, u32 slot, u64 first_page, u64 words,
+		      u64 pages, bool protect);
+void kd_trace_wp_all(u32 roots, u64 entries, bool log_enable);
+void kd_trace_push_down(int level, u32 protected, u32 pended);
+/* Upstream's kvm_dirty_ring_reset, for a ring the reset walked. */
+void kd_trace_ring_reset(struct kvm_dirty_ring *ring);
+
+/*
  * The module's parameters (/sys/module/kvm_dirty/parameters/), read by
  * rust/kvm/params.rs at each use: user space may change them any time.
  */

@@ -14,6 +14,9 @@
 //! - the write-protect-all state KVM keeps for the module, in the VM and
 //!   beside each page table ([`wp_all`]).
 //!
+//! Beside them: the counters ([`counters`]) and the tracepoints
+//! ([`trace`]) that show what the module served.
+//!
 //! The entry points (`crate::entry`) turn KVM's raw pointers into these
 //! views, under the contract each one's `# Safety` section states; the
 //! pure algorithms (`crate::algo`) run over the views.
@@ -30,6 +33,7 @@ pub(crate) mod popcnt;
 pub(crate) mod registration;
 pub(crate) mod ring;
 mod rmaps;
+pub(crate) mod trace;
 pub(crate) mod uapi;
 pub(crate) mod vm;
 pub(crate) mod wp_all;

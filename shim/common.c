@@ -12,6 +12,7 @@
 #include <linux/kvm_dirty_ops.h>
 #include <linux/kvm_dirty_ring.h>
 #include <linux/module.h>
+#include <trace/events/kvm.h>
 
 #include "../include/kvm_dirty_shim.h"
 
@@ -135,17 +136,43 @@ static int kd_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log)
 }
 
 /*
+ * A push traced where kvm_dirty_ring_push() traces it: after the push, with
+ * the ring's indices as the push left them (the Rust side keeps them in
+ * struct kvm_dirty_ring).  Only the running vCPU pushes to its ring, so an
+ * index that moved is this push's; a push into a full ring is refused
+ * (ring_full), is no push, and is not traced.
+ */
+static noinline void kd_push_traced(struct kvm_vcpu *vcpu,
+				    struct kvm_dirty_ring *ring,
+				    unsigned long *bitmap, u32 slot,
+				    u64 rel_gfn)
+{
+	u32 dirty_index = READ_ONCE(ring->dirty_index);
+
+	kd_rs_mark_page_dirty(vcpu, ring, bitmap, slot, rel_gfn);
+	if (READ_ONCE(ring->dirty_index) != dirty_index)
+		trace_kvm_dirty_ring_push(ring, slot, rel_gfn);
+}
+
+/*
  * The running vCPU's ring when the VM uses rings and a vCPU runs (upstream
- * pushes only then), else none; the slot as the ring names it.
+ * pushes only then), else none; the slot as the ring names it.  With
+ * kvm_dirty_ring_push off, the test of its static key is a patched-out
+ * jump and the call into Rust stays a tail call.
  */
 static void kd_mark_page_dirty(struct kvm *kvm, struct kvm_vcpu *vcpu,
 			       const struct kvm_memory_slot *memslot,
 			       u64 rel_gfn)
 {
-	kd_rs_mark_page_dirty(vcpu,
-			      kvm->dirty_ring_size && vcpu ? &vcpu->dirty_ring : NULL,
-			      memslot->dirty_bitmap,
-			      (memslot->as_id << 16) | memslot->id, rel_gfn);
+	struct kvm_dirty_ring *ring =
+		kvm->dirty_ring_size && vcpu ? &vcpu->dirty_ring : NULL;
+	u32 slot = (memslot->as_id << 16) | memslot->id;
+
+	if (trace_kvm_dirty_ring_push_enabled() && ring)
+		kd_push_traced(vcpu, ring, memslot->dirty_bitmap, slot, rel_gfn);
+	else
+		kd_rs_mark_page_dirty(vcpu, ring, memslot->dirty_bitmap, slot,
+				      rel_gfn);
 }
 
 /* Dirty logging turned on for @slot of a WP-all VM (kernel/0005-*.patch). */

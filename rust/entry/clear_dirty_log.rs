@@ -12,6 +12,7 @@ use crate::kvm::counters::{self, Counter};
 use crate::kvm::dirty_log::DirtyLogVm;
 use crate::kvm::memslot::copy_from_user;
 use crate::kvm::popcnt::with_popcnt;
+use crate::kvm::trace::{self, Harvest};
 use crate::kvm::wp_masked::{Protector, WalkTally};
 use kernel::ffi::c_int;
 use kernel::prelude::*;
@@ -65,6 +66,7 @@ fn serve(vm: &mut DirtyLogVm<'_>, first_page: u64, num_pages: u32, user_bitmap: 
     let protect = vm.vm.harvest_protects();
     let mut memslot = vm.memslot()?;
     let npages = memslot.npages();
+    let slot = memslot.name();
     let mmu = memslot.mmu();
     let bitmaps = memslot.bitmaps().ok_or(ENOENT)?;
     let num = u64::from(num_pages);
@@ -98,5 +100,12 @@ fn serve(vm: &mut DirtyLogVm<'_>, first_page: u64, num_pages: u32, user_bitmap: 
         counters::add(Counter::KD_TLB_FLUSHES, 1);
     }
     counters::add(Counter::KD_PAGES_CLEARED, stats.pages);
+    trace::harvest(
+        Harvest::Clear { first_page },
+        slot,
+        stats.words_scanned,
+        stats.pages,
+        protect,
+    );
     Ok(())
 }

@@ -6,12 +6,14 @@
 
 use super::to_c;
 use crate::algo::harvest::harvest;
+use crate::algo::slot::SlotId;
 use crate::kvm::bindings;
 use crate::kvm::counters::{self, Counter};
 use crate::kvm::dirty_log::DirtyLogVm;
 use crate::kvm::memslot::{copy_live_to_user, Bitmaps};
 use crate::kvm::mmu::SlotMmu;
 use crate::kvm::popcnt::with_popcnt;
+use crate::kvm::trace::{self, Harvest};
 use crate::kvm::wp_masked::{Protector, WalkTally};
 use kernel::ffi::c_int;
 use kernel::prelude::*;
@@ -64,9 +66,10 @@ fn serve(vm: &mut DirtyLogVm<'_>, user_bitmap: u64) -> Result {
         mmu.sync_dirty_log();
         return copy_live_to_user(live, user_bitmap);
     }
+    let slot = memslot.name();
     let bitmaps = memslot.bitmaps().ok_or(ENOENT)?;
     mmu.sync_dirty_log();
-    harvest_to_user(mmu, bitmaps, protect, user_bitmap)
+    harvest_to_user(mmu, bitmaps, protect, slot, user_bitmap)
 }
 
 /// The harvest: snapshot and clear the live bitmap word by word, protect
@@ -79,6 +82,7 @@ fn harvest_to_user(
     mmu: SlotMmu<'_>,
     bitmaps: Bitmaps<'_>,
     protect: bool,
+    slot: SlotId,
     user_bitmap: u64,
 ) -> Result {
     let stats = if protect {
@@ -108,5 +112,12 @@ fn harvest_to_user(
     if protect {
         counters::add(Counter::KD_PAGES_PROTECTED, stats.pages);
     }
+    trace::harvest(
+        Harvest::Get,
+        slot,
+        stats.words_scanned,
+        stats.pages,
+        protect,
+    );
     bitmaps.copy_buffer_to_user(user_bitmap)
 }

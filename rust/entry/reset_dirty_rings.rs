@@ -8,6 +8,7 @@ use crate::algo::ring::{self, batch_in_slot, Batch};
 use crate::kvm::bindings;
 use crate::kvm::counters::{self, Counter};
 use crate::kvm::memslot::SlotRef;
+use crate::kvm::trace;
 use crate::kvm::vm::{SlotsLockGuard, SlotsLocked};
 use crate::kvm::wp_masked::{Protector, WalkTally};
 use kernel::ffi::c_int;
@@ -41,11 +42,11 @@ fn reset_dirty_rings(mut guard: SlotsLockGuard) -> Result<u32> {
     let mut sections: u64 = 0;
     let mut last = LastSlot::default();
 
-    'rings: for ring in vm.dirty_rings().flatten() {
+    for ring in vm.dirty_rings().flatten() {
         loop {
             if kernel::current!().signal_pending() {
                 interrupted = true;
-                break 'rings;
+                break;
             }
             // Consecutive batches of one memslot share an mmu_lock section
             // (and the walk's tables), as upstream's GET_DIRTY_LOG holds it
@@ -68,6 +69,12 @@ fn reset_dirty_rings(mut guard: SlotsLockGuard) -> Result<u32> {
                 break;
             }
             vm.cond_resched();
+        }
+        // Where kvm_dirty_ring_reset() emits it, after each ring's walk
+        // (also the one a signal cut short).
+        trace::ring_reset(&ring);
+        if interrupted {
+            break;
         }
     }
     // Entries are handed back only after their pages are write-protected and

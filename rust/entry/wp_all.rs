@@ -21,6 +21,7 @@ use crate::kvm::bindings;
 use crate::kvm::counters::{self, Counter};
 use crate::kvm::host;
 use crate::kvm::params;
+use crate::kvm::trace;
 use crate::kvm::uapi::{self, EnableCap};
 use crate::kvm::vm::{Vm, VmLocked};
 use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
@@ -153,7 +154,7 @@ fn vm_ioctl(vm: Vm<'_>, ioctl: c_uint, arg: c_ulong) -> Result {
     if !vm.wp().is_on() {
         return Err(EINVAL);
     }
-    write_protect_all(vm);
+    write_protect_all(vm, false);
     counters::add(Counter::KD_WP_ALL_CALLS, 1);
     Ok(())
 }
@@ -177,13 +178,25 @@ unsafe extern "C" fn kd_rs_wp_log_enable(kvm: *mut bindings::kvm) {
 }
 
 fn log_enable(vm: Vm<'_>) {
-    write_protect_all(vm);
+    write_protect_all(vm, true);
     counters::add(Counter::KD_WP_ALL_LOG_ENABLES, 1);
 }
 
+/// What a write-protect-all protected at the top of the page tables.
+pub(super) struct WpAllDone {
+    /// Roots whose entries it protected (x86: the TDP MMU's; arm64: 1, the
+    /// stage-2 start level's tables).
+    pub(super) roots: u32,
+    /// Root entries write-protected (arm64: start-level descriptors made
+    /// pending or read-only).
+    pub(super) entries: u64,
+}
+
 /// A write-protect-all of `vm`, whose write-protect-all is on, by the
-/// architecture's mechanism.
-fn write_protect_all(vm: Vm<'_>) {
-    let changed = arch::write_protect_all(vm);
-    counters::add(Counter::KD_WP_ALL_ROOT_ENTRIES, changed);
+/// architecture's mechanism: for `KVM_WRITE_PROTECT_ALL_MEM`, or for dirty
+/// logging turned on (`log_enable`).
+fn write_protect_all(vm: Vm<'_>, log_enable: bool) {
+    let done = arch::write_protect_all(vm);
+    counters::add(Counter::KD_WP_ALL_ROOT_ENTRIES, done.entries);
+    trace::wp_all(done.roots, done.entries, log_enable);
 }

@@ -30,6 +30,7 @@
 use crate::algo::wp_all::PushDown;
 use crate::kvm::bindings;
 use crate::kvm::counters::{self, PcpuCounter};
+use crate::kvm::trace;
 use crate::kvm::vm::Vm;
 use crate::kvm::wp_all::{caller_u64, WpTable, PRESENT, WRITABLE};
 use core::sync::atomic::Ordering;
@@ -107,5 +108,7 @@ fn load_root(vm: Vm<'_>, root: WpTable<'_>) {
     if let PushDown::Pushed { protected, .. } = push {
         counters::pcpu_inc(PcpuCounter::KD_WP_ROOT_LOADS);
         counters::pcpu_add(PcpuCounter::KD_WP_PUSH_PROTECTED, u64::from(protected));
+        // Level 0: KVM's hook does not pass the root's height.
+        trace::push_down(0, protected, 0);
     }
 }

@@ -20,9 +20,11 @@
 //! mark.
 
 use super::to_c;
+use super::wp_all::WpAllDone;
 use crate::algo::wp_all_stage2::{push_down, write_protect_top, PushDown, LAST_LEVEL};
 use crate::kvm::bindings;
 use crate::kvm::counters::{self, PcpuCounter};
+use crate::kvm::trace;
 use crate::kvm::vm::Vm;
 use crate::kvm::wp_all::stage2_pending;
 use core::sync::atomic::AtomicU64;
@@ -36,17 +38,22 @@ pub(super) use crate::algo::wp_all_stage2::{S2AP_W as WRITABLE, VALID as PRESENT
 
 /// The start level's descriptors made pending (tables) or read-only
 /// (blocks) under `mmu_lock` held for write, then one TLB invalidation of
-/// the VMID.  Returns the descriptors changed.
-pub(super) fn write_protect_all(vm: Vm<'_>) -> u64 {
+/// the VMID.  Returns the root (the start level's tables, if the VM has a
+/// stage 2) and the descriptors changed.
+pub(super) fn write_protect_all(vm: Vm<'_>) -> WpAllDone {
     let state = vm.wp();
-    let mut changed = 0;
+    let mut done = WpAllDone {
+        roots: 0,
+        entries: 0,
+    };
     {
         // mmu_lock for write excludes every walker, hence every push-down.
         let locked = vm.lock_mmu();
         state.wp.write_protect_all(|_gen| {
             if let Some((entries, level)) = locked.stage2_start() {
-                let done = write_protect_top(entries, level);
-                changed = u64::from(done.tables) + u64::from(done.leaves);
+                let top = write_protect_top(entries, level);
+                done.roots = 1;
+                done.entries = u64::from(top.tables) + u64::from(top.leaves);
             }
         });
     }
@@ -54,7 +61,7 @@ pub(super) fn write_protect_all(vm: Vm<'_>) -> u64 {
     // descriptors: no TLB or walk-cache entry made before survives, so no
     // write gets through unfaulted (kvm_flush_remote_tlbs: VMALLS12E1IS).
     vm.flush_tlbs();
-    changed
+    done
 }
 
 /// A stage-2 walker met the pending descriptor `*ptep` at `level`, whose
@@ -90,6 +97,7 @@ fn push(parent: &AtomicU64, level: c_int, child: &[AtomicU64]) -> Result {
             // pages (level 3), 2 = of 2M blocks, 3, 4 = higher.
             counters::count_push_down(LAST_LEVEL - level, done.leaves);
             counters::pcpu_add(PcpuCounter::KD_WP_PUSH_PENDED, u64::from(done.tables));
+            trace::push_down(LAST_LEVEL - level, done.leaves, done.tables);
             Ok(())
         }
         PushDown::NotPending => Ok(()),

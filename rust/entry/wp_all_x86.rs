@@ -31,9 +31,11 @@
 //! The SPTE format is checked once, when a VM turns the capability on.
 
 use super::to_c;
+use super::wp_all::WpAllDone;
 use crate::algo::wp_all::{PushDown, TableWp, ENTRIES};
 use crate::kvm::bindings;
 use crate::kvm::counters::{self, PcpuCounter};
+use crate::kvm::trace;
 use crate::kvm::vm::Vm;
 use crate::kvm::wp_all::{caller_u64, table_state, WpTable};
 use core::sync::atomic::Ordering;
@@ -44,16 +46,18 @@ pub(super) use crate::kvm::wp_all::{PRESENT, WRITABLE};
 
 /// A new generation, W cleared on the recorded entries of every root (at
 /// most 512 each, whatever the guest's size), then one TLB flush of every
-/// vCPU.  Returns the entries write-protected.
-pub(super) fn write_protect_all(vm: Vm<'_>) -> u64 {
+/// vCPU.  Returns the roots and the entries write-protected.
+pub(super) fn write_protect_all(vm: Vm<'_>) -> WpAllDone {
     let state = vm.wp();
     let mut protected = 0;
+    let mut roots = 0;
     {
         // mmu_lock for write excludes every fault walk, hence every
         // push-down and every record, and every root-list change.
         let locked = vm.lock_mmu();
         state.wp.write_protect_all(|gen| {
             locked.visit_root_tables(|root| {
+                roots += 1;
                 // mmu_lock held for write: nobody else claims a table, so
                 // this pushes.
                 if let PushDown::Pushed { protected: n, .. } =
@@ -72,7 +76,10 @@ pub(super) fn write_protect_all(vm: Vm<'_>) -> u64 {
     // unfaulted.
     vm.reload_roots();
     vm.flush_tlbs();
-    protected
+    WpAllDone {
+        roots,
+        entries: protected,
+    }
 }
 
 /// A fault walk is about to step through non-leaf entry `index` of `table`
@@ -129,6 +136,7 @@ fn step(
     }
     if let PushDown::Pushed { protected, .. } = push {
         counters::count_push_down(child_level, protected);
+        trace::push_down(child_level, protected, 0);
     }
     if write && spte & WRITABLE == 0 {
         let index = index as usize % ENTRIES;

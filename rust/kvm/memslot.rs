@@ -131,6 +131,11 @@ impl<'a> Memslot<'a> {
         self.info.npages
     }
 
+    /// The slot's name, as the ioctl gave it.
+    pub(crate) fn name(&self) -> SlotId {
+        name(self.info)
+    }
+
     /// The slot's MMU operations; usable while its bitmaps are borrowed.
     pub(crate) fn mmu(&self) -> SlotMmu<'a> {
         self.mmu

@@ -56,6 +56,12 @@ impl RingRef<'_> {
         let entries = unsafe { core::slice::from_raw_parts(entries, state.size as usize) };
         Some(RingRef { state, entries })
     }
+
+    /// The `struct kvm_dirty_ring` viewed, for C: `state` is its first
+    /// field (`KvmDirtyRing`), so its address is the ring's.
+    pub(crate) fn as_raw(&self) -> *mut bindings::kvm_dirty_ring {
+        core::ptr::from_ref(self.state).cast_mut().cast()
+    }
 }
 
 /// The running vCPU's ring, and the vCPU to stop when it fills.
