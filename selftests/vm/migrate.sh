@@ -1,31 +1,57 @@
 #!/bin/sh
-# migrate.sh MODE PATH: a live migration between two QEMUs of this VM (the
-# patched QEMU of scripts/build-qemu, on L1's KVM), the guest writing all
-# the time (tools/migration/payload.S: every page carries its address and
-# the sweep that last wrote it, and the guest checks each page before it
-# writes it again).  At completion the stopped source's and the paused
-# destination's test regions must be identical byte for byte (a page the
-# dirty tracking lost differs); then the destination runs on and its guest
-# checks every page against its own sweep count.
+# migrate.sh MODE PATH [-v VCPUS] [-r RATE] [-s MIB] [-T exec|tcp] [-c CHANNELS]
+#            [-w SECS]: a live migration between two QEMUs of this VM (the
+# patched QEMU of scripts/build-qemu, on L1's KVM; x86_64 or arm64), the
+# guest writing all the time (tools/migration/: every page of its test
+# region carries its address and the sweep that last wrote it, and the
+# guest checks each page before it writes it again).  At completion the
+# stopped source's and the paused destination's test regions and status
+# pages must be identical byte for byte (a page the dirty tracking lost
+# differs); then the destination runs on and its guest checks every page
+# against its own sweep count.
 #
 # MODE: bitmap (QEMU's default: manual protect + CLEAR), classic (the
 # bitmap without manual protect: GET clears and protects), ring
-# (dirty-ring-size=4096), all three with dirty-wp-all=off; wpall
-# (dirty-wp-all=on: one KVM_WRITE_PROTECT_ALL_MEM per sync); default (no
-# option: dirty-wp-all=auto, write-protect-all on the Rust path, bitmap on
-# the C path, whose VM does not offer it).  wpall-skip, a test of this test:
-# harvests without write-protect and never write-protects
+# (dirty-ring-size=4096; on arm64 QEMU keeps the bitmap beside the ring,
+# KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP), all three with dirty-wp-all=off;
+# wpall (dirty-wp-all=on: one KVM_WRITE_PROTECT_ALL_MEM per sync); default
+# (no option: dirty-wp-all=auto, write-protect-all on the Rust path,
+# bitmap on the C path, whose VM does not offer it).  wpall-skip, a test of
+# this test: harvests without write-protect and never write-protects
 # (tools/qemu/0006), which loses writes; passes (exit 0) when both checks
 # see the loss, exits 3 when the migration lost nothing.
 #
 # PATH: rust (VMs bound to kvm_dirty.ko: its counters must show it served
 # the syncs), c (KVM's own paths: the module's counters must not move) or
 # none (kvm_dirty.ko not loaded at all: vm-run --no-module).
+#
+# The guest: -v VCPUS (1-4, default 1) sweep a region of -s MIB (default
+# 64) at -r RATE pages per second for the whole guest (default 0: as fast
+# as they can).  Its write rate is measured from its status page twice:
+# over -w SECS (default 3) before the migration, and from the migration's
+# start to its end (minus the downtime): rate_before and rate_during of the
+# MIGRATE line, in pages per second.
+#
+# The stream: -T exec (default), a FIFO between the source's "exec:"
+# writer and the destination's reader; -T tcp, tcp:127.0.0.1 with multifd
+# and -c CHANNELS channels (default 2).
 . /tests/lib.sh
 mode=$1 path=$2 expect_loss=
+[ $# -ge 2 ] && shift 2
+vcpus=1 rate=0 mib=64 transport=exec channels=2 window=3
+while getopts v:r:s:T:c:w: o; do
+	case $o in
+	v) vcpus=$OPTARG ;;
+	r) rate=$OPTARG ;;
+	s) mib=$OPTARG ;;
+	T) transport=$OPTARG ;;
+	c) channels=$OPTARG ;;
+	w) window=$OPTARG ;;
+	*) fail "usage: migrate.sh MODE PATH [-v VCPUS] [-r RATE] [-s MIB] [-T exec|tcp] [-c CHANNELS] [-w SECS]" ;;
+	esac
+done
+. /tests/migrate_lib.sh
 SOURCE_CORRUPTED="source memory corrupted, not a dirty-tracking loss"
-Q=/usr/bin/qemu-system-x86_64
-[ -x $Q ] || fail "no QEMU in the test VM (scripts/build-qemu)"
 case $path in
 rust) bind_vms 1 ;;
 c) bind_vms 0 ;;
@@ -41,45 +67,54 @@ default) accel=kvm ;;
 wpall-skip) accel=kvm,dirty-wp-all=on,x-dirty-wp-all-skip=on expect_loss=1 ;;
 *) fail "MODE: bitmap, classic, ring, wpall, default or wpall-skip" ;;
 esac
-region=0x1000000 size=0x4000000 # payload.S's REGION_START, REGION_SIZE
+case $vcpus in 1 | 2 | 3 | 4) ;; *) fail "-v: 1 to 4 vCPUs" ;; esac
+case $transport in exec | tcp) ;; *) fail "-T: exec or tcp" ;; esac
+size=$((mib * 1048576))
 w=/tmp/migrate.$$ passed=
 rm -rf $w
 mkdir -p $w
-# Room for both images and the trace: say so rather than time out later.
+# Room for the compare's chunks (64 MiB from each side) and the trace:
+# say so rather than time out later.
+chunk=$((64 * 1048576))
+[ $chunk -le $size ] || chunk=$size
 free_kb=$(df -k /tmp | awk 'NR == 2 { print $4 }')
-[ "$free_kb" -ge $((3 * size / 1024)) ] ||
-	fail "/tmp has $free_kb KiB free, the memory images need $((2 * size / 1024)) KiB: $(du -sk /tmp/* 2>/dev/null | sort -n | tail -3 | tr '\n' ' ')"
-# One address space (no SMM): one memory listener, one WP-all per sync.
-# No firmware but ours, and no option ROM (the vapic's kvmvapic.bin).
-# KD_PAYLOAD: the guest firmware in /tests (default payload.bin, paging on;
-# payload-nopaging.bin reproduces known-issues.rst's emulator issue).
-payload=/tests/${KD_PAYLOAD:-payload.bin}
-[ -r "$payload" ] || fail "no guest firmware $payload"
-common="-accel $accel -M pc,smm=off -m 128M -bios $payload
-	-nodefaults -no-user-config -display none -global kvm-apic.vapic=false"
+[ "$free_kb" -ge $((3 * chunk / 1024)) ] ||
+	fail "/tmp has $free_kb KiB free, the compare needs $((2 * chunk / 1024)) KiB: $(du -sk /tmp/* 2>/dev/null | sort -n | tail -3 | tr '\n' ' ')"
+payload_image $w/guest.img "$vcpus" "$rate" "$mib"
+common="-accel $accel $(vm_args $w/guest.img "$vcpus" "$mib")"
 
 # vm NAME ARGS...: a QEMU whose monitor reads $w/NAME.in (kept open on fd
-# 3 or 4) and writes $w/NAME.out; its guest's debug console is $w/NAME.con.
-# The migration stream: a FIFO between the source's "exec:" writer and the
-# destination's reader (the test kernel has no sockets).
-mkfifo $w/src.in $w/dst.in $w/stream
+# 3 or 4) and writes $w/NAME.out; its guest's console is $w/NAME.con.
+mkfifo $w/src.in $w/dst.in
 exec 3<> $w/src.in 4<> $w/dst.in
-# The source traces each VM ioctl's time in the kernel (tools/qemu/0005).
-$Q $common -debugcon file:$w/src.con -monitor stdio \
-	-trace kvm_vm_ioctl_done -D $w/src.trace \
+# The source traces each VM ioctl's time in the kernel (tools/qemu/0005)
+# and the start and end of each dirty sync.
+$Q $common $(console_args $w/src.con) -monitor stdio \
+	-trace kvm_vm_ioctl_done -trace migration_bitmap_sync_start \
+	-trace migration_bitmap_sync_end -D $w/src.trace \
 	< $w/src.in > $w/src.out 2>&1 &
 src=$!
-$Q $common -S -debugcon file:$w/dst.con -monitor stdio \
-	-incoming "exec:cat $w/stream" < $w/dst.in > $w/dst.out 2>&1 &
+if [ $transport = tcp ]; then
+	# A port of its own per run; the destination listens once its
+	# multifd settings are in (-incoming defer).
+	port=$((20000 + $$ % 20000))
+	uri=tcp:127.0.0.1:$port
+	incoming=defer
+else
+	mkfifo $w/stream
+	uri="exec:cat>$w/stream"
+	incoming="exec:cat $w/stream"
+fi
+$Q $common -S $(console_args $w/dst.con) -monitor stdio \
+	-incoming "$incoming" < $w/dst.in > $w/dst.out 2>&1 &
 dst=$!
 # The work directory goes at exit: /tmp is a tmpfs in RAM (half of it at
-# most), and two 64 MiB memory images per run filled it after about 11
-# runs in a 3G boot (pmemsave then never finished).  A failed run keeps its
-# monitor, console and trace files, not the images.
+# most).  A failed run keeps its monitor, console and trace files, not
+# the memory images.
 cleanup() {
 	kill $src $dst 2>/dev/null
 	wait $src $dst 2>/dev/null
-	rm -f $w/src.mem $w/dst.mem
+	rm -f $w/*.mem
 	[ -n "$passed" ] && rm -rf $w
 }
 trap cleanup EXIT
@@ -87,16 +122,23 @@ trap "exit 143" TERM INT
 mon_src() { echo "$*" >&3; }
 mon_dst() { echo "$*" >&4; }
 sweeps() { cat $w/$1.con 2>/dev/null | tr -cd S | wc -c; }
+# guest_sweeps NAME FD: the fewest sweeps a vCPU of guest NAME has made.
+guest_sweeps() {
+	status_read $2 $w/$1.st || die "QEMU $1 did not save its status page"
+	status_sweeps $w/$1.st $vcpus
+}
 # kvm_error NAME: QEMU NAME's report of a vCPU whose KVM_RUN failed
 # (KVM_EXIT_INTERNAL_ERROR, an emulation failure: QEMU stops the VM in
 # runstate internal-error, which a destination inherits) with its
-# registers.  The payload runs 32-bit below 1 MiB (EIP=000f....): a 64-bit
-# RIP in the kernel half is L1's state in the L2 vCPU, the emulator issue
-# of Documentation/known-issues.rst.
+# registers.  The x86 payload runs 32-bit below 1 MiB (EIP=000f....): a
+# 64-bit RIP in the kernel half is L1's state in the L2 vCPU, the emulator
+# issue of Documentation/known-issues.rst.
 kvm_error() {
-	grep -q -e 'KVM internal error' -e 'emulation failure' $w/$1.out || return 1
+	grep -q -e 'KVM internal error' -e 'emulation failure' -e 'KVM_RUN failed' \
+		-e 'kvm run failed' $w/$1.out || return 1
 	echo "--- $1 QEMU: a vCPU stopped on a KVM error:"
-	grep -A 30 -e 'KVM internal error' -e 'emulation failure' $w/$1.out | head -40
+	grep -A 30 -e 'KVM internal error' -e 'emulation failure' -e 'KVM_RUN failed' \
+		-e 'kvm run failed' $w/$1.out | head -40
 	grep -q 'RIP=ffff' $w/$1.out &&
 		echo "L2 runs on L1's state: the $1 vCPU's RIP is in L1's kernel (Documentation/known-issues.rst)"
 	# f000ff53 is SeaBIOS's interrupt vector in L1's physical page 0; the
@@ -106,15 +148,15 @@ kvm_error() {
 		echo "L2 runs on L1's state: the $1 vCPU holds L1's SeaBIOS vector f000ff53 (Documentation/known-issues.rst)"
 	return 0
 }
-# bad_page NAME: the page a guest found wrong ("BAD <addr>" on its debug
-# console) as QEMU NAME reads it now, beside the sweep number the guest
-# keeps in the region's first page: address and sweep as written.
+# bad_page NAME: the page a guest found wrong ("BAD <addr>" on its
+# console) as QEMU NAME reads it now, beside the status page's first
+# entry (vCPU 0's pages and sweeps).
 bad_page() {
 	a=$(sed -n 's/.*BAD \([0-9a-f]*\).*/\1/p' $w/$1.con | head -1)
 	[ -n "$a" ] || return 0
-	echo "--- $1 guest: BAD page 0x$a, as QEMU $1 reads it (address, sweep) and the first page's sweep:"
-	echo "xp /2wx 0x$a" >&$2
-	echo "xp /2wx $region" >&$2
+	echo "--- $1 guest: BAD page 0x$a, as QEMU $1 reads it (address, sweep), and vCPU 0's status (pages, sweeps):"
+	echo "xp $XP_FMT 0x$a" >&$2
+	echo "xp /2wx $STATUS" >&$2
 	sleep 1
 	tail -4 $w/$1.out | tr -d '\r' | grep -a ': 0x'
 }
@@ -137,6 +179,11 @@ die() {
 	echo "--- destination console: $(head -c 200 $w/dst.con)"
 	fail "$*"
 }
+# console_sound NAME: guest NAME printed one P per vCPU and otherwise S's
+# only: no BAD page, no vCPU back at its reset vector.
+console_sound() {
+	[ "$(tr -d 'S\n' < $w/$1.con)" = "$(printf "%${vcpus}s" | tr ' ' P)" ]
+}
 
 # progress: the source's last dirty sync count, remaining RAM and dirty
 # page rate, from its last 'info migrate'.
@@ -147,21 +194,48 @@ progress() {
 	done
 }
 
-# The guest runs: its first sweeps fault every page in.
+# The guest runs: its first two sweeps fault every page in.
 t=0
-while [ "$(sweeps src)" -lt 2 ]; do
+while [ "$(guest_sweeps src 3)" -lt 2 ]; do
 	kill -0 $src 2>/dev/null || die "source QEMU died"
-	[ $t -lt 300 ] || die "the source guest made no 2 x 16 sweeps in 300 s"
+	[ $t -lt 300 ] || die "the source guest's vCPUs made no 2 sweeps each in 300 s"
 	sleep 1
 	t=$((t + 1))
 done
-echo "source guest running: $(sweeps src) x 16 sweeps in about $t s"
+console_sound src || die "the source guest went wrong before the migration: its console reads '$(tr '\n' ' ' < $w/src.con | tail -c 80)'"
+# Its write rate before the migration, over the window.
+status_read 3 $w/src.st0 || die "QEMU src did not save its status page"
+t0=$(now_ms)
+sleep "$window"
+status_read 3 $w/src.st1 || die "QEMU src did not save its status page"
+t1=$(now_ms)
+pages_before=$(($(status_pages $w/src.st1 $vcpus) - $(status_pages $w/src.st0 $vcpus)))
+rate_before=$((pages_before * 1000 / (t1 - t0)))
+echo "source guest running: $vcpus vCPU(s), ${mib} MiB, target rate $rate pages/s (0: as fast as they can);" \
+	"$rate_before pages/s over $((t1 - t0)) ms; $(guest_sweeps src 3) sweeps"
 
 [ "$path" = none ] || snap before
-st=$(date +%s)
 mon_src "migrate_set_parameter max-bandwidth 1G"
 mon_src "migrate_set_parameter downtime-limit 2000"
-mon_src "migrate -d exec:cat>$w/stream"
+if [ $transport = tcp ]; then
+	for fd in 3 4; do
+		echo "migrate_set_capability multifd on" >&$fd
+		echo "migrate_set_parameter multifd-channels $channels" >&$fd
+	done
+	mon_dst "migrate_incoming $uri"
+	# Listening (state 0A in /proc/net/tcp) before the source connects.
+	hexport=$(printf '%04X' $port)
+	t=0
+	until grep -q ":$hexport 00000000:0000 0A" /proc/net/tcp; do
+		kill -0 $dst 2>/dev/null || die "destination QEMU died before it listened"
+		[ $t -lt 100 ] || die "the destination does not listen on $uri after 10 s"
+		sleep 0.1
+		t=$((t + 1))
+	done
+fi
+status_read 3 $w/src.st2 || die "QEMU src did not save its status page"
+st=$(date +%s)
+mon_src "migrate -d $uri"
 # Until the source says completed (or failed), at most 600 s.  A guest that
 # dirties faster than the stream sends never converges within 2 s of
 # downtime: on a loaded host the nested stream drops to ~70 Mbit/s against
@@ -205,11 +279,11 @@ grep -q 'KVM internal error' $w/src.out &&
 		"($SOURCE_CORRUPTED)"
 grep -q BAD $w/src.con &&
 	die "the source guest found a stale page in its own memory ($SOURCE_CORRUPTED)"
-# A sound source prints one P and then S's.  A second P is the guest back at
-# its reset vector; a bare address is its BAD report with "BAD " read from
-# the wrong memory (seen 2026-12-02: "P...SP04871000"); either way it then
-# halts, and the destination inherits a stopped guest.
-[ "$(tr -d '\n' < $w/src.con | sed 's/^PS*//')" = "" ] ||
+# A sound source prints one P per vCPU and then S's.  Another P is a vCPU
+# back at its reset vector; a bare address is a BAD report with "BAD "
+# read from the wrong memory (seen 2026-12-02: "P...SP04871000"); either
+# way it then halts, and the destination inherits a stopped guest.
+console_sound src ||
 	die "the source guest went wrong: its console reads '$(tr '\n' ' ' < $w/src.con | tail -c 80)' ($SOURCE_CORRUPTED)"
 # The last 'info migrate' after completion: its figures.
 mon_src "info migrate"
@@ -222,54 +296,103 @@ figure() {
 	sed -n "s/^$1: *\([0-9]*\).*/\1/p" $w/src.out | tail -1
 }
 syncs=$(figure "dirty sync count")
+total_ms=$(figure "total time")
+downtime_ms=$(figure downtime)
+# The guest's write rate during the migration: the pages it wrote from just
+# before the migration's start to its stop for the switchover, over the
+# time it ran (the total time less the downtime).
+status_read 3 $w/src.st3 || die "QEMU src did not save its status page"
+pages_during=$(($(status_pages $w/src.st3 $vcpus) - $(status_pages $w/src.st2 $vcpus)))
+ran_ms=$((total_ms - downtime_ms))
+[ $ran_ms -gt 0 ] || ran_ms=1
+rate_during=$((pages_during * 1000 / ran_ms))
 # The time the source's dirty-log ioctls spent in the kernel, in us, and
 # their number: GET_DIRTY_LOG 0x4010ae42, CLEAR_DIRTY_LOG 0xc018aec0,
-# RESET_DIRTY_RINGS 0xaec7, WRITE_PROTECT_ALL_MEM 0xaef0; and the memslot
-# updates (0x4020ae46: dirty logging on and off).
-ioctls=$(awk '/kvm_vm_ioctl_done/ {
+# RESET_DIRTY_RINGS 0xaec7, WRITE_PROTECT_ALL_MEM 0xaef0; those of the
+# first dirty sync (between the first migration_bitmap_sync_start and its
+# end: the whole memory's first harvest, and its write-protect unless
+# manual protect defers it to CLEARs); and the memslot updates
+# (0x4020ae46: dirty logging on, which write-protects all memory on the
+# classic paths, and off).
+ioctls=$(awk '/migration_bitmap_sync_start/ { sync++ }
+	/migration_bitmap_sync_end/ { if (sync == 1) first_done = 1 }
+	/kvm_vm_ioctl_done/ {
 		t = $0; sub(/.*type /, "", t); sub(/,.*/, "", t)
 		ns = $0; sub(/ ns.*/, "", ns); sub(/.* /, "", ns)
-		if (t == "0x4010ae42" || t == "0xc018aec0" || t == "0xaec7" || t == "0xaef0") { s += ns; n++ }
+		if (t == "0x4010ae42" || t == "0xc018aec0" || t == "0xaec7" || t == "0xaef0") {
+			s += ns; n++
+			if (sync == 1 && !first_done) f += ns
+		}
 		if (t == "0x4020ae46") { m += ns; mn++ }
-	} END { printf "sync_ioctl_us=%d sync_ioctls=%d memslot_us=%d memslots=%d", s / 1000, n, m / 1000, mn }' \
+	} END { printf "sync_ioctl_us=%d sync_ioctls=%d first_sync_us=%d memslot_us=%d memslots=%d",
+		s / 1000, n, f / 1000, m / 1000, mn }' \
 	$w/src.trace)
-echo "MIGRATE mode=$mode path=$path total_ms=$(figure "total time")" \
-	"downtime_ms=$(figure downtime) syncs=$syncs $ioctls" \
+echo "MIGRATE mode=$mode path=$path vcpus=$vcpus mib=$mib rate=$rate transport=$transport" \
+	"channels=$([ $transport = tcp ] && echo $channels || echo 0)" \
+	"total_ms=$total_ms downtime_ms=$downtime_ms syncs=$syncs $ioctls" \
 	"normal_pages=$(figure normal) zero_pages=$(figure duplicate)" \
-	"transferred_kb=$(figure "transferred ram") wall_s=$secs" | tee $w/figures
+	"transferred_kb=$(figure "transferred ram") wall_s=$secs" \
+	"rate_before=$rate_before rate_during=$rate_during" | tee $w/figures
 case $ioctls in *" sync_ioctls=0 "*) die "no dirty-log ioctl traced (QEMU without tools/qemu/0005?)" ;; esac
 [ "${syncs:-0}" -ge 2 ] || die "only ${syncs:-0} dirty syncs: no pre-copy round to check"
 
 # Both sides stopped: the source after completion, the destination by -S.
-# The file name quoted: unquoted, HMP reads "/tmp" as a division.
-mon_src "pmemsave $region $size \"$w/src.mem\""
-mon_dst "pmemsave $region $size \"$w/dst.mem\""
 mon_src "info status"
 mon_dst "info status"
-t=0
-until [ "$(stat -c %s $w/src.mem 2>/dev/null)" = $((size)) ] &&
-	[ "$(stat -c %s $w/dst.mem 2>/dev/null)" = $((size)) ]; do
-	[ $t -lt 60 ] || die "pmemsave did not finish"
+# save NAME FD ADDR BYTES: guest memory through QEMU NAME's monitor into
+# $w/NAME.mem.  The file name quoted: unquoted, HMP reads "/tmp" as a
+# division.
+save() {
+	rm -f $w/$1.mem
+	echo "pmemsave $3 $4 \"$w/$1.mem\"" >&$2
+}
+# compare ADDR BYTES: the source's and the destination's guest memory
+# there; prints the number of differing bytes, with the first few.
+compare() {
+	save src 3 $1 $2
+	save dst 4 $1 $2
+	_t=0
+	until [ "$(stat -c %s $w/src.mem 2>/dev/null)" = $(($2)) ] &&
+		[ "$(stat -c %s $w/dst.mem 2>/dev/null)" = $(($2)) ]; do
+		[ $_t -lt 120 ] || die "pmemsave did not finish"
+		sleep 1
+		_t=$((_t + 1))
+	done
 	sleep 1
-	t=$((t + 1))
+	if cmp -s $w/src.mem $w/dst.mem; then
+		echo 0
+	else
+		cmp -l $w/src.mem $w/dst.mem | wc -l
+		cmp -l $w/src.mem $w/dst.mem | head -5 >&2
+	fi
+	rm -f $w/src.mem $w/dst.mem
+}
+# The status page and the region, 64 MiB at a time (/tmp is in RAM).
+differ=$(compare $STATUS 4096)
+case $differ in '' | *[!0-9]*) die "the compare of the status page failed: $differ" ;; esac
+off=0
+while [ $off -lt $size ]; do
+	n=$(compare $((REGION + off)) $chunk)
+	case $n in '' | *[!0-9]*) die "the compare at $(printf %#x $((REGION + off))) failed: $n" ;; esac
+	[ "$n" = 0 ] || echo "  $n bytes differ in the 64 MiB at $(printf %#x $((REGION + off)))"
+	differ=$((differ + n))
+	off=$((off + chunk))
 done
-sleep 1
-if cmp -s $w/src.mem $w/dst.mem; then
+if [ "$differ" = 0 ]; then
 	if [ -n "$expect_loss" ]; then
 		echo "NO LOSS: the migration lost no write"
 		exit 3
 	fi
-	echo "ok: the destination's $((size / 4096)) test pages equal the source's"
+	echo "ok: the destination's $((size / 4096)) test pages and status page equal the source's"
 else
-	n=$(cmp -l $w/src.mem $w/dst.mem | wc -l)
-	cmp -l $w/src.mem $w/dst.mem | head -5
 	[ -n "$expect_loss" ] ||
-		die "destination memory differs from the source's in $n bytes: pages lost"
-	echo "ok: the migration lost writes, seen by cmp: $n bytes differ"
+		die "destination memory differs from the source's in $differ bytes: pages lost"
+	echo "ok: the migration lost writes, seen by cmp: $differ bytes differ"
 fi
 
-# The destination's guest checks every page as it goes on.
-base=$(sweeps dst)
+# The destination's guest checks every page as it goes on: two more sweeps
+# of every vCPU read each page once at least.
+base=$(guest_sweeps dst 4)
 mon_dst "cont"
 if [ -n "$expect_loss" ]; then
 	t=0
@@ -284,17 +407,19 @@ if [ -n "$expect_loss" ]; then
 	exit 0
 fi
 t=0
-while [ "$(sweeps dst)" -lt $((base + 2)) ]; do
+while [ "$(guest_sweeps dst 4)" -lt $((base + 2)) ]; do
 	grep -q BAD $w/dst.con && die "the destination guest found a stale page"
 	kill -0 $dst 2>/dev/null || die "destination QEMU died"
 	grep -q 'KVM internal error' $w/dst.out &&
 		die "the destination's vCPU stopped on a KVM error"
-	[ $t -lt 300 ] || die "the destination guest made no 2 x 16 sweeps in 300 s"
+	[ $t -lt 300 ] || die "the destination guest's vCPUs made no 2 sweeps each in 300 s"
 	sleep 1
 	t=$((t + 1))
 done
 grep -q BAD $w/dst.con && die "the destination guest found a stale page"
-echo "ok: the destination guest ran $(($(sweeps dst) - base)) x 16 sweeps, every page as expected"
+[ -z "$(tr -d 'S\n' < $w/dst.con)" ] ||
+	die "the destination guest went wrong: its console reads '$(tr '\n' ' ' < $w/dst.con | tail -c 80)'"
+echo "ok: the destination guest's vCPUs ran $(($(guest_sweeps dst 4) - base)) sweeps or more each, every page as expected"
 
 if [ "$path" = rust ]; then
 	case $mode in

@@ -5,7 +5,7 @@
 # patched QEMU (scripts/build-qemu, dirty-wp-all=on) must then end the
 # migration FAILED with an error that names the ioctl and its errno, in
 # "info migrate", and keep the source guest running: no abort, no stop.
-# The guest (tools/migration/payload.S) checks every page of its 64 MiB
+# The guest (tools/migration/) checks every page of its 64 MiB
 # before it writes it again, so a source that runs on without a "BAD" on
 # its console still holds what it wrote.
 #
@@ -27,22 +27,22 @@ ring) accel=kvm,dirty-wp-all=on,dirty-ring-size=4096 ;;
 *) fail "MODE: bitmap or ring" ;;
 esac
 SOURCE_CORRUPTED="source memory corrupted, not a dirty-tracking loss"
-Q=/usr/bin/qemu-system-x86_64
-[ -x $Q ] || fail "no QEMU in the test VM (scripts/build-qemu)"
+. /tests/migrate_lib.sh
 knob=/sys/module/kvm_dirty/parameters/fail_wp_all
 [ -w $knob ] || fail "kvm_dirty.ko has no fail_wp_all parameter"
 bind_vms 1
 echo 0 > $knob
-region=0x1000000 size=0x4000000 # payload.S's REGION_START, REGION_SIZE
+# The guest's defaults (migrate_lib.sh): one vCPU, 64 MiB.
+region=$REGION size=$((64 * 1048576))
 w=/tmp/migrate-failed.$$ passed=
 rm -rf $w
 mkdir -p $w
-common="-accel $accel -M pc,smm=off -m 128M -bios /tests/payload.bin
-	-nodefaults -no-user-config -display none -global kvm-apic.vapic=false"
+payload_image $w/guest.img 1 0 64
+common="-accel $accel $(vm_args $w/guest.img 1 64)"
 mkfifo $w/src.in
 exec 3<> $w/src.in
 # The source traces each VM ioctl with its return value (tools/qemu/0005).
-$Q $common -debugcon file:$w/src.con -monitor stdio \
+$Q $common $(console_args $w/src.con) -monitor stdio \
 	-trace kvm_vm_ioctl_done -D $w/src.trace \
 	< $w/src.in > $w/src.out 2>&1 &
 src=$!
@@ -101,7 +101,7 @@ start_dst() {
 	n=$1
 	mkfifo $w/dst$n.in $w/stream$n
 	exec 4<> $w/dst$n.in
-	$Q $common -S -debugcon file:$w/dst$n.con -monitor stdio \
+	$Q $common -S $(console_args $w/dst$n.con) -monitor stdio \
 		-incoming "exec:cat $w/stream$n" < $w/dst$n.in > $w/dst$n.out 2>&1 &
 	dst=$!
 }
