@@ -221,18 +221,22 @@ logon_all() {
 # CLEAR), classic (GET protects) and ring modes, and the Rust path's
 # write-protect-all mode (no C counterpart).  Each MIGRATE line becomes
 # RESULT lines metric=mig_*, tabled apart by tools/bench/report.py.
+# ARGS: migrate.sh's options (the guest's vCPUs, size and rate, the stream).
 migrate_one() {
 	p=$1 r=$2 mode=$3
-	/tests/migrate.sh "$mode" "$p" > /tmp/migrate.out 2>&1
+	shift 3
+	/tests/migrate.sh "$mode" "$p" "$@" > /tmp/migrate.out 2>&1
 	rc=$?
 	grep -E "^(FAIL|NOTE|L2 runs on L1's state)" /tmp/migrate.out |
 		sed "s/^/# migrate $mode $p round $r: /"
 	[ $rc = 0 ] || { tail -40 /tmp/migrate.out; return 1; }
-	grep '^MIGRATE ' /tmp/migrate.out | sed 's/^/# /'
-	grep '^MIGRATE ' /tmp/migrate.out | tail -1 | tr ' ' '\n' |
-		awk -F= -v pre="RESULT round=$r path=$p mode=$mode" '
-		$1 ~ /^(total_ms|downtime_ms|syncs|sync_ioctl_us|sync_ioctls|memslot_us|normal_pages|transferred_kb)$/ {
-			printf "%s metric=mig_%s value=%s n=1 min=%s max=%s\n", pre, $1, $2, $2, $2 }'
+	grep -E '^(MIGRATE |source guest running)' /tmp/migrate.out | sed 's/^/# /'
+	line=$(grep '^MIGRATE ' /tmp/migrate.out | tail -1)
+	tags=$(echo "$line" | tr ' ' '\n' | awk -F= '$1 ~ /^(vcpus|mib|rate|transport|channels)$/' | tr '\n' ' ')
+	echo "$line" | tr ' ' '\n' |
+		awk -F= -v pre="RESULT round=$r path=$p mode=$mode $tags" '
+		$1 ~ /^(total_ms|downtime_ms|syncs|sync_ioctl_us|sync_ioctls|first_sync_us|memslot_us|normal_pages|transferred_kb|rate_before|rate_during)$/ {
+			printf "%smetric=mig_%s value=%s n=1 min=%s max=%s\n", pre, $1, $2, $2, $2 }'
 }
 
 migrate_all() {
@@ -248,10 +252,13 @@ migrate_all() {
 	done
 }
 
-# migrate1 MODE PATH ROUND: one of migrate_all's migrations, a command of
-# its own in scripts/bench, so that a boot that dies is resumed there.
+# migrate1 MODE PATH ROUND [ARGS...]: one of migrate_all's migrations, a
+# command of its own in scripts/bench, so that each one's verdict and time
+# show on its own.
 if [ "$class" = migrate1 ]; then
-	migrate_one "$3" "$4" "$2" || fail "migrate $2 $3 round $4"
+	mode=$2 p=$3 r=$4
+	shift 4
+	migrate_one "$p" "$r" "$mode" "$@" || fail "migrate $mode $p round $r"
 	exit 0
 fi
 case $set in full | quick) ;; *) fail "unknown set $set" ;; esac

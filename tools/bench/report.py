@@ -18,7 +18,8 @@ round; value = that run's median) and writes, in --out:
                        kernel flavour measured
   latency_vs_size.png  latency against guest memory size, C vs Rust
   migration.csv        per migration mode and path: the medians of
-                       bench.sh migrate's figures (also in results.md)
+                       bench.sh migrate's figures (also in results.md,
+                       with Rust/C ratios)
 
 Ratios are "Rust/C time": above 1 means Rust is slower.  For throughputs
 (*_eps) that is C/Rust.
@@ -174,6 +175,9 @@ def write_md(path, summary, info, wall, rounds, alone=()):
                 "so it is the estimate least moved by drift or one odd VM instance).  Best: the same ratio of the medians of each run's best "
                 "sample (fastest call), less sensitive to interference from other load.  "
                 "Spread: (max - min) / median over the rounds.\n\n")
+        if not summary:
+            f.write("(no Rust/C case but the live migrations below)\n")
+            return
         f.write("| metric | case | size | C median | Rust median | Rust/C | per-round | paired | best | "
                 "C spread | Rust spread | n |\n|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
         for s in summary:
@@ -266,7 +270,11 @@ def summary_rows(summary, mig):
     vs = [f"{r['mode']} {r['sync_us_per_sync'] / c_per[r['mode']]:.2f}"
           for r in mig if r["path"] == "rust" and c_per.get(r["mode"])]
     if vs:
-        rows.append(("migration, sync ioctl time per sync vs C", "128M guest", ", ".join(vs)))
+        guest = mig[0]["guest"]
+        m = re.search(r"mib=(\d+)", guest)
+        v = re.search(r"vcpus=(\d+)", guest)
+        label = f"{m.group(1)}M, {v.group(1)} vCPUs" if m and v else "migrations"
+        rows.append(("migration, sync ioctl time per sync vs C", label, ", ".join(vs)))
     return rows
 
 
@@ -298,52 +306,97 @@ def write_rst(path, summary, mig, info, wall, commit, flavour):
 
 MIG_COLS = [("mig_total_ms", "total, ms"), ("mig_downtime_ms", "downtime, ms"),
             ("mig_syncs", "dirty syncs"), ("mig_sync_ioctl_us", "sync ioctls, us"),
-            ("mig_sync_ioctls", "sync ioctls"), ("mig_memslot_us", "memslot updates, us"),
-            ("mig_normal_pages", "pages sent"), ("mig_transferred_kb", "sent, KiB")]
+            ("mig_sync_ioctls", "sync ioctls"), ("mig_first_sync_us", "first sync, us"),
+            ("mig_memslot_us", "memslot updates, us"), ("mig_normal_pages", "pages sent"),
+            ("mig_transferred_kb", "sent, KiB"), ("mig_rate_before", "guest pages/s before"),
+            ("mig_rate_during", "guest pages/s during")]
 MIG_MODES = ["bitmap", "classic", "ring", "wpall"]
 
 
 def migration(rows):
     """Per migration mode and path (bench.sh migrate): the median of each
-    figure over the rounds, and the sync ioctls' time per sync."""
-    cases = {}
+    figure over the rounds, the sync ioctls' time per sync, and the guest's
+    write rate during the migration against its rate before it."""
+    cases, guest = {}, {}
     for r in rows:
         mode = re.search(r"mode=(\w+)", r["tags"]).group(1)
         cases.setdefault((mode, r["path"]), {}).setdefault(r["metric"], []).append(r["value"])
+        guest[(mode, r["path"])] = " ".join(
+            f for f in r["tags"].split() if not f.startswith("mode="))
     out = []
     for (mode, path), by in cases.items():
-        row = {"mode": mode, "path": path, "rounds": max(len(v) for v in by.values())}
+        row = {"mode": mode, "path": path, "guest": guest[(mode, path)],
+               "rounds": max(len(v) for v in by.values())}
         for m, _ in MIG_COLS:
             row[m] = statistics.median(by[m]) if m in by else float("nan")
         per = [t / n for t, n in zip(by.get("mig_sync_ioctl_us", []), by.get("mig_syncs", [])) if n]
         row["sync_us_per_sync"] = statistics.median(per) if per else float("nan")
+        kept = [d / b for b, d in zip(by.get("mig_rate_before", []), by.get("mig_rate_during", [])) if b]
+        row["rate_kept"] = statistics.median(kept) if kept else float("nan")
         out.append(row)
     key = {m: i for i, m in enumerate(MIG_MODES)}
     return sorted(out, key=lambda x: (key.get(x["mode"], 99), x["path"]))
 
 
+# The migration table's columns: what, its key, how to print it.  Times
+# are medians over the rounds; "kept": the guest's write rate during the
+# migration over its rate before (the "dirty page rate during migration"
+# of "Fast Write Protection", KVM Forum 2017).
+MIG_TABLE = [("total, ms", "mig_total_ms"), ("downtime, ms", "mig_downtime_ms"),
+             ("syncs", "mig_syncs"), ("dirty-log ioctls per sync, us", "sync_us_per_sync"),
+             ("first sync's dirty-log ioctls, us", "mig_first_sync_us"),
+             ("logging on/off (memslots), us", "mig_memslot_us"),
+             ("guest pages/s before", "mig_rate_before"),
+             ("guest pages/s during", "mig_rate_during"), ("during/before", "rate_kept")]
+# Rust/C ratios: times (below 1: the module faster) and the guest's rate
+# during the migration (above 1: the guest wrote faster on the module).
+MIG_RATIOS = [("total", "mig_total_ms"), ("downtime", "mig_downtime_ms"),
+              ("per sync", "sync_us_per_sync"), ("first sync", "mig_first_sync_us"),
+              ("guest rate during", "mig_rate_during")]
+
+
+def _cell(v, key):
+    if v != v:
+        return "-"
+    if key == "rate_kept":
+        return f"{v:.2f}"
+    return f"{v:,.0f}"
+
+
 def write_migration_md(path, mig):
-    c_per = {r["mode"]: r["sync_us_per_sync"] for r in mig if r["path"] == "c"}
-    base = c_per.get("bitmap")
+    c_of = {r["mode"]: r for r in mig if r["path"] == "c"}
+    base = c_of.get("bitmap")
+    guest = mig[0]["guest"] if mig else ""
     with open(path, "a") as f:
-        f.write("\nLive migration of the patched QEMU (selftests/vm/migrate.sh: 128M guest, "
-                "64M rewritten in sweeps), medians over the rounds.  Sync ioctls: the time the "
-                "source's GET_DIRTY_LOG, CLEAR_DIRTY_LOG, RESET_DIRTY_RINGS and "
-                "WRITE_PROTECT_ALL_MEM spent in the kernel (QEMU's trace, tools/qemu/0005); "
-                "memslot updates: dirty logging on and off.  vs C: sync ioctl time per sync "
-                "against the C path of the same mode; vs C bitmap: against QEMU's default "
-                "on the C path.\n\n"
-                "| mode | path | " + " | ".join(h for _, h in MIG_COLS) +
-                " | per sync, us | vs C | vs C bitmap | n |\n"
-                "|---|---|" + "---:|" * (len(MIG_COLS) + 4) + "\n")
+        f.write(f"\n## Live migrations\n\nThe patched QEMU (selftests/vm/migrate.sh: {guest}), "
+                "medians over the rounds.  Dirty-log ioctls: the time the source's "
+                "GET_DIRTY_LOG, CLEAR_DIRTY_LOG, RESET_DIRTY_RINGS and WRITE_PROTECT_ALL_MEM "
+                "spent in the kernel (QEMU's trace, tools/qemu/0005), per dirty sync and in "
+                "the first sync alone; memslots: dirty logging turned on and off.  The guest's "
+                "write rate from its status page: over a few seconds before the migration, "
+                "and while it ran during the migration.\n\n"
+                "| mode | path | " + " | ".join(h for h, _ in MIG_TABLE) + " | n |\n"
+                "|---|---|" + "---:|" * (len(MIG_TABLE) + 1) + "\n")
         for r in mig:
-            cells = [f"{r[m]:,.0f}" if r[m] == r[m] else "-" for m, _ in MIG_COLS]
-            per = r["sync_us_per_sync"]
-            own = c_per.get(r["mode"])
-            vs = f"{per / own:.2f}" if own and r["path"] != "c" else "-"
-            vsb = f"{per / base:.2f}" if base and not (r["path"] == "c" and r["mode"] == "bitmap") else "-"
-            f.write(f"| {r['mode']} | {r['path']} | " + " | ".join(cells) +
-                    f" | {per:,.0f} | {vs} | {vsb} | {r['rounds']} |\n")
+            f.write(f"| {r['mode']} | {r['path']} | " +
+                    " | ".join(_cell(r[k], k) for _, k in MIG_TABLE) + f" | {r['rounds']} |\n")
+        f.write("\nRust/C per mode (the same mode on KVM's C path; wpall, which the C path "
+                "has not, against C bitmap, QEMU's default): times below 1 are the module "
+                "faster; the guest's rate during the migration above 1 is the guest writing "
+                "faster on the module.\n\n"
+                "| mode | against | " + " | ".join(h for h, _ in MIG_RATIOS) + " |\n"
+                "|---|---|" + "---:|" * len(MIG_RATIOS) + "\n")
+        for r in mig:
+            if r["path"] != "rust":
+                continue
+            c = c_of.get(r["mode"]) or base
+            if not c:
+                continue
+            against = "C " + c["mode"]
+            cells = []
+            for _, k in MIG_RATIOS:
+                cells.append(f"{r[k] / c[k]:.2f}" if c[k] and c[k] == c[k] and r[k] == r[k] else "-")
+            f.write(f"| {r['mode']} | {against} | " + " | ".join(cells) + " |\n")
 
 
 def pct(tags):
@@ -516,7 +569,8 @@ def main():
     rows = [r for r in rows if not r["metric"].startswith("mig_")]
     if mig:
         write_csv(os.path.join(a.out, "migration.csv"), mig,
-                  ["mode", "path"] + [m for m, _ in MIG_COLS] + ["sync_us_per_sync", "rounds"])
+                  ["mode", "path", "guest"] + [m for m, _ in MIG_COLS] +
+                  ["sync_us_per_sync", "rate_kept", "rounds"])
     summary = summarize(rows)
     write_csv(os.path.join(a.out, "results.csv"), summary,
               ["metric", "tags", "size", "c_median", "rust_median", "ratio", "ratio_paired", "ratio_best", "ratio_min",
