@@ -32,13 +32,14 @@
 # start to its end (minus the downtime): rate_before and rate_during of the
 # MIGRATE line, in pages per second.
 #
-# The stream: -T exec (default), a FIFO between the source's "exec:"
-# writer and the destination's reader; -T tcp, tcp:127.0.0.1 with multifd
-# and -c CHANNELS channels (default 2).
+# The stream: -T tcp (default), tcp:127.0.0.1 (the test VM's loopback)
+# with multifd and -c CHANNELS channels (default 2), as migrations run
+# between hosts; -T exec, a FIFO between the source's "exec:" writer and
+# the destination's reader, QEMU's single-channel stream.
 . /tests/lib.sh
 mode=$1 path=$2 expect_loss=
 [ $# -ge 2 ] && shift 2
-vcpus=1 rate=0 mib=64 transport=exec channels=2 window=3
+vcpus=1 rate=0 mib=64 transport=tcp channels=2 window=3
 while getopts v:r:s:T:c:w: o; do
 	case $o in
 	v) vcpus=$OPTARG ;;
