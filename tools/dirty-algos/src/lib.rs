@@ -24,3 +24,6 @@ pub mod pt_walk;
 
 #[path = "../../../rust/algo/rmap_walk.rs"]
 pub mod rmap_walk;
+
+#[path = "../../../rust/algo/shared_bitmap.rs"]
+pub mod shared_bitmap;
