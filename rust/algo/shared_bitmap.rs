@@ -23,11 +23,14 @@
 //! write-protect-all and the scan faults, sets its bit and makes its page
 //! writable; the scan clears the bit, the page is copied, and every later
 //! write goes through the writable page without a fault: never reported.
-//! Scanned first, a bit set after its word's exchange stays for the next
-//! scan, and a page made writable before the write-protect-all is written
-//! through that permission only until the write-protect-all returns, i.e.
-//! before the copy.  `tools/dirty-algos/tests/shared_bitmap.rs` checks both
-//! against concurrent vCPUs, over every interleaving of small cases.
+//! Scanned first: a fault marks its page after granting the write
+//! permission, or before it with no write-protect-all in between (x86's
+//! locked fault holds `mmu_lock` across both), so the write-protect-all
+//! that follows the scan taking the mark also follows the permission, and
+//! every write through it happened before that write-protect-all returned,
+//! before the copy.  A bit set after its word's exchange stays for the next
+//! scan.  `tools/dirty-algos/tests/shared_bitmap.rs` checks both against
+//! concurrent vCPUs, and over every reachable state of small cases.
 //!
 //! The rest is the module's: the layout of the allocation it owns for such
 //! a bitmap ([`Layout`]), the refusals of the interface ([`check_enable`],
@@ -135,10 +138,12 @@ impl Layout {
 }
 
 /// Marks page `rel_gfn` of the slot dirty: KVM's `set_bit_le()`, from any
-/// context.  Relaxed, as `set_bit()`: what must come after it (the page
-/// made writable) is ordered by the caller's own atomics and locks, and user
-/// space's exchange of the word finds the bit or leaves it for the next
-/// scan, whatever the order.
+/// context.  Relaxed, as `set_bit()`: user space's exchange of the word
+/// finds the bit or leaves it for the next scan, whatever the order.  What
+/// the protocol asks of the caller is about write-protect-all, not memory
+/// order: if it marks before it grants the write permission, no
+/// write-protect-all may fall between the two (x86's fault holds
+/// `mmu_lock` across both).
 ///
 /// # Panics
 ///

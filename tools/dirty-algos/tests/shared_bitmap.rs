@@ -5,17 +5,18 @@
 //!
 //! The protocol model (`Sim`) runs vCPUs and the VMM step by step, one
 //! atomic action per step, interleaved by a seeded random scheduler or, for
-//! small cases, over every interleaving.  A vCPU writes a page through a
-//! writable translation (its TLB, or the page-table entry), or faults: KVM's
+//! small cases, over every reachable state.  A vCPU writes a page through a
+//! writable translation (its TLB, or the page-table entry), or faults: x86's
 //! locked fault path marks the page (through `mark_dirty`) then makes it
-//! writable, with `mmu_lock` held for read; the lockless fast page fault
-//! makes it writable then marks it; KVM's own writes to guest memory
-//! (`kvm_write_guest()`) write then mark.  `KVM_WRITE_PROTECT_ALL_MEM` clears
-//! every writable permission (`mmu_lock` held for write), then flushes the
-//! vCPUs' TLBs; until the flush a vCPU may still write through its TLB.
-//! Memslot changes retire the bitmap (the mapping's faults then get SIGBUS)
-//! and make a new one.  The VMM migrates: each round it scans its mapping
-//! with `take_word`, write-protects all, copies what it took.  At the end
+//! writable, with `mmu_lock` held for read; the lockless fast page fault,
+//! and arm64's fault path, make it writable then mark it; KVM's own writes
+//! to guest memory (`kvm_write_guest()`) write then mark.
+//! `KVM_WRITE_PROTECT_ALL_MEM` clears every writable permission (`mmu_lock`
+//! held for write), then flushes the vCPUs' TLBs; until the flush a vCPU
+//! may still write through its TLB.  Memslot changes retire the bitmap (the
+//! mapping's faults then get SIGBUS) and make a new one.  The VMM migrates:
+//! each round it scans its mapping with `take_word`, write-protects all,
+//! copies what it took.  At the end
 //! the guest stops, one last scan and copy, and the copy must equal the
 //! guest's memory: a page written after its last copy must have been
 //! reported again.  The wrong order (write-protect-all, then scan), a fault
@@ -643,8 +644,8 @@ enum Path {
     /// Mark, then make writable (KVM's locked fault path: make_spte()
     /// marks before the entry is installed).
     Locked,
-    /// Make writable, then mark (the lockless fast page fault marks after
-    /// its cmpxchg).
+    /// Make writable, then mark (x86's lockless fast page fault marks
+    /// after its cmpxchg, arm64's fault path after it drops mmu_lock).
     Fast,
 }
 
