@@ -480,6 +480,8 @@ pub fn fault(layout: &Layout, state: State, pgoff: u64) -> Fault {
 /// Why a `read(2)` was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadRefusal {
+    /// Not the VM's process, as for `mmap(2)` (EIO).
+    OtherProcess,
     /// Offset or count not a multiple of 8 bytes, or past the live bitmap
     /// (EINVAL).
     Range,
@@ -487,13 +489,25 @@ pub enum ReadRefusal {
 
 impl ReadRefusal {
     pub const fn errno(self) -> i32 {
-        errno::EINVAL
+        match self {
+            Self::OtherProcess => errno::EIO,
+            Self::Range => errno::EINVAL,
+        }
     }
 }
 
-/// Checks a `read(2)` of `count` bytes at byte `offset` of the bitmap;
-/// returns the first word and the number of words to [`drain`].
-pub fn check_read(layout: &Layout, offset: u64, count: u64) -> Result<(usize, usize), ReadRefusal> {
+/// Checks a `read(2)` of `count` bytes at byte `offset` of the bitmap, by
+/// the VM's process if `same_mm`; returns the first word and the number of
+/// words to [`drain`].  Live or retired alike.
+pub fn check_read(
+    layout: &Layout,
+    same_mm: bool,
+    offset: u64,
+    count: u64,
+) -> Result<(usize, usize), ReadRefusal> {
+    if !same_mm {
+        return Err(ReadRefusal::OtherProcess);
+    }
     let aligned = offset.is_multiple_of(WORD_BYTES) && count.is_multiple_of(WORD_BYTES);
     match offset.checked_add(count) {
         Some(end) if aligned && end <= layout.live_bytes() => Ok((
@@ -505,19 +519,25 @@ pub fn check_read(layout: &Layout, offset: u64, count: u64) -> Result<(usize, us
 }
 
 /// Who keeps a shared bitmap's pages, kept under the bitmap's lock.  The
-/// slot holds them from allocation to retirement; the file, from its
-/// creation to its release (every mapping holds the file).  The pages are
-/// freed when both have let go, exactly once.
+/// slot holds them from allocation to retirement; each file, from its
+/// creation to its release (every mapping holds its file).  The pages are
+/// freed when all have let go, exactly once.
+///
+/// Each `KVM_GET_DIRTY_BITMAP_FD` makes a new file, each with its own
+/// inode, as `KVM_GET_STATS_FD` makes a new file per call.  Handing out
+/// another descriptor of an existing file instead would race with that
+/// file's release (a file whose last reference is gone but whose release
+/// has not yet taken the lock), and the files are few.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Lifetime {
     slot: bool,
-    file: bool,
+    files: u32,
 }
 
 /// What the caller must do after [`Lifetime::retire`], in this order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retire {
-    /// A file exists: zap every mapping of it (`unmap_mapping_range()` on
+    /// Files exist: zap every mapping of each (`unmap_mapping_range()` on
     /// its own address space) before dropping the lock.
     pub zap: bool,
     /// No file holds the pages: free them.
@@ -527,10 +547,9 @@ pub struct Retire {
 /// What [`Lifetime::open_file`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Open {
-    /// No file: make one (its own inode, hence its own address space).
+    /// Make a file (its own inode, hence its own address space), then call
+    /// [`Lifetime::file_made`].
     New,
-    /// A file exists: hand out another descriptor of it.
-    Existing,
     /// The bitmap is retired: no new file.
     Retired,
 }
@@ -546,7 +565,7 @@ impl Lifetime {
     pub const fn new() -> Self {
         Lifetime {
             slot: true,
-            file: false,
+            files: 0,
         }
     }
 
@@ -558,20 +577,20 @@ impl Lifetime {
         }
     }
 
-    /// `KVM_GET_DIRTY_BITMAP_FD` for this bitmap.  After [`Open::New`] the
-    /// caller makes the file and calls [`Self::file_made`].
+    /// `KVM_GET_DIRTY_BITMAP_FD` for this bitmap.
     pub fn open_file(&self) -> Open {
-        match (self.slot, self.file) {
-            (false, _) => Open::Retired,
-            (true, false) => Open::New,
-            (true, true) => Open::Existing,
+        if self.slot {
+            Open::New
+        } else {
+            Open::Retired
         }
     }
 
-    /// The file [`Open::New`] asked for exists.
+    /// The file [`Open::New`] asked for exists (its creation may fail: then
+    /// nothing is counted).
     pub fn file_made(&mut self) {
-        debug_assert!(self.slot && !self.file);
-        self.file = true;
+        debug_assert!(self.slot);
+        self.files += 1;
     }
 
     /// The slot lets go of the bitmap (after KVM made the old memslot
@@ -580,16 +599,16 @@ impl Lifetime {
         debug_assert!(self.slot, "a bitmap is retired once");
         self.slot = false;
         Retire {
-            zap: self.file,
-            free: !self.file,
+            zap: self.files != 0,
+            free: self.files == 0,
         }
     }
 
-    /// The file's last reference is gone (no descriptor, no mapping).
+    /// A file's last reference is gone (no descriptor, no mapping).
     /// Returns whether to free the pages.
     pub fn release_file(&mut self) -> bool {
-        debug_assert!(self.file);
-        self.file = false;
-        !self.slot
+        debug_assert!(self.files != 0);
+        self.files -= 1;
+        self.files == 0 && !self.slot
     }
 }

@@ -324,28 +324,29 @@ fn map_refusals_and_fault_answers() {
 #[test]
 fn read_ranges() {
     let l = Layout::new(130, PAGE_SIZE).unwrap(); // 3 words, 24 bytes
-    assert_eq!(check_read(&l, 0, 24), Ok((0, 3)));
-    assert_eq!(check_read(&l, 8, 16), Ok((1, 2)));
-    assert_eq!(check_read(&l, 24, 0), Ok((3, 0)));
+    assert_eq!(check_read(&l, true, 0, 24), Ok((0, 3)));
+    assert_eq!(check_read(&l, true, 8, 16), Ok((1, 2)));
+    assert_eq!(check_read(&l, true, 24, 0), Ok((3, 0)));
     for (offset, count) in [(0, 32), (4, 8), (0, 12), (16, 16), (u64::MAX - 7, 16)] {
-        assert_eq!(check_read(&l, offset, count), Err(ReadRefusal::Range));
+        assert_eq!(check_read(&l, true, offset, count), Err(ReadRefusal::Range));
     }
+    assert_eq!(check_read(&l, false, 0, 24), Err(ReadRefusal::OtherProcess));
     assert_eq!(ReadRefusal::Range.errno(), errno::EINVAL);
+    assert_eq!(ReadRefusal::OtherProcess.errno(), errno::EIO);
 }
 
-/// The pages are freed exactly once, when both the slot and the file have
-/// let go; mappings are zapped when a file exists at retirement.
+/// The pages are freed exactly once, when the slot and every file have let
+/// go; mappings are zapped when a file exists at retirement.
 #[test]
-fn lifetime_frees_once_after_slot_and_file() {
-    // Orders of: file made, file released (made and released again), slot
-    // retired.
+fn lifetime_frees_once_after_slot_and_files() {
     #[derive(Clone, Copy, Debug)]
     enum Ev {
         Open,
         Release,
         Retire,
     }
-    // Each order, and how many zaps it needs (a file exists at retirement).
+    // Orders of file creations, releases and the retirement, and how many
+    // zaps each needs (files exist at retirement).
     let seqs: &[(&[Ev], u32)] = &[
         (&[Ev::Retire], 0),
         (&[Ev::Open, Ev::Retire, Ev::Release], 1),
@@ -354,7 +355,21 @@ fn lifetime_frees_once_after_slot_and_file() {
             &[Ev::Open, Ev::Release, Ev::Open, Ev::Retire, Ev::Release],
             1,
         ),
-        (&[Ev::Open, Ev::Open, Ev::Retire, Ev::Open, Ev::Release], 1),
+        (
+            &[
+                Ev::Open,
+                Ev::Open,
+                Ev::Retire,
+                Ev::Open,
+                Ev::Release,
+                Ev::Release,
+            ],
+            1,
+        ),
+        (
+            &[Ev::Open, Ev::Open, Ev::Release, Ev::Retire, Ev::Release],
+            1,
+        ),
     ];
     for &(seq, want_zaps) in seqs {
         let mut lt = Lifetime::new();
@@ -363,7 +378,6 @@ fn lifetime_frees_once_after_slot_and_file() {
             match ev {
                 Ev::Open => match lt.open_file() {
                     Open::New => lt.file_made(),
-                    Open::Existing => {}
                     Open::Retired => assert_eq!(lt.state(), State::Retired),
                 },
                 Ev::Release => frees += u32::from(lt.release_file()),
@@ -958,10 +972,8 @@ impl Sim {
     fn remap(&mut self) {
         let b = self.slot.expect("a bitmap to map");
         let bm = &mut self.bitmaps[b];
-        match bm.life.open_file() {
-            Open::New => bm.life.file_made(),
-            o => panic!("a new bitmap has no file yet: {o:?}"),
-        }
+        assert_eq!(bm.life.open_file(), Open::New, "the slot's bitmap is live");
+        bm.life.file_made();
         let req = MapRequest {
             pgoff: 0,
             pages: self.layout.map_pages(),
@@ -1023,7 +1035,8 @@ impl Sim {
                 let b = self.retired.expect("a retired bitmap");
                 // read(2) holds the file, which holds the pages.
                 assert!(!self.bitmaps[b].freed, "read(2) reached freed pages");
-                let (first, n) = check_read(&self.layout, 0, self.layout.live_bytes()).unwrap();
+                let (first, n) =
+                    check_read(&self.layout, true, 0, self.layout.live_bytes()).unwrap();
                 let mut out = vec![0; n];
                 let st = drain(&self.bitmaps[b].live, first, &mut out);
                 self.stats.drained += st.pages;
