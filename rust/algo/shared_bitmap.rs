@@ -36,11 +36,11 @@
 //! a bitmap ([`Layout`]), the refusals of the interface ([`check_enable`],
 //! [`check_fd_request`], [`check_map`], [`check_read`]), the answer to a
 //! page fault on a mapping ([`fault`]) and who keeps the pages
-//! ([`Lifetime`]).  Lifetime rule: the pages are freed when both the slot
-//! and the file have let go of them (the file outlives every mapping, so
-//! no mapping reaches freed memory); when the slot lets go, every mapping
-//! is zapped first and later faults get `SIGBUS`, so no mapping silently
-//! shows a bitmap KVM no longer writes.
+//! ([`Lifetime`]).  Lifetime rule: the pages are freed when the slot and
+//! every file of the bitmap have let go of them (a file outlives its
+//! mappings, so no mapping reaches freed memory); when the slot lets go,
+//! every mapping is zapped first and later faults get `SIGBUS`, so no
+//! mapping silently shows a bitmap KVM no longer writes.
 //!
 //! The bit order is `KVM_GET_DIRTY_LOG`'s: bit `i % 64` of 64-bit word
 //! `i / 64` is page `i` of the slot, on the 64-bit little-endian hosts the
