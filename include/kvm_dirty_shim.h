@@ -26,6 +26,10 @@ struct kvm_enable_cap;
 struct kvm_dirty_vm;
 struct kvm_dirty_table;
 struct dentry;
+struct mm_struct;
+struct file;
+struct address_space;
+struct vm_area_struct;
 
 /* Counters shown in /sys/kernel/debug/kvm_dirty/; owned by the Rust side. */
 enum kd_counter {
@@ -62,6 +66,20 @@ enum kd_counter {
 	KD_WALK_RMAP_WORDS,	/* ... of walk_words, by the shadow MMU's rmaps */
 	KD_WALK_RMAP_SPTES,	/* SPTEs those rmaps named */
 	KD_WALK_CLEARED_PLAIN,	/* ... of walk_cleared, by a plain store */
+	KD_SBM_VMS,		/* VMs that enabled KVM_CAP_DIRTY_SHARED_BITMAP */
+	KD_SBM_ALLOCS,		/* shared bitmaps the module allocated */
+	KD_SBM_FREES,		/* ... and freed */
+	KD_SBM_FILES,		/* their files made */
+	KD_SBM_FDS,		/* descriptors handed out for them */
+	KD_SBM_MAPS,		/* mmap()s of them allowed */
+	KD_SBM_MAP_REFUSED,	/* ... refused */
+	KD_SBM_FAULTS,		/* pages their fault handler mapped */
+	KD_SBM_SIGBUS,		/* faults refused: retired, or past the bitmap */
+	KD_SBM_RETIRED,		/* bitmaps their slot let go of */
+	KD_SBM_ZAPS,		/* files whose mappings a retirement zapped */
+	KD_SBM_READ_WORDS,	/* words read(2) took */
+	KD_SBM_READ_PAGES,	/* dirty pages (bits) among them */
+	KD_SBM_READ_RESTORED,	/* words put back: their copy to user failed */
 	KD_NR_COUNTERS
 };
 
@@ -126,6 +144,17 @@ void kd_debugfs_remove(struct dentry *dir);
  */
 #define KD_CAP_DIRTY_WP_ALL		0x4b440001
 #define KD_WRITE_PROTECT_ALL_MEM	0xaef0
+/*
+ * struct kvm_dirty_bitmap_fd, KVM_GET_DIRTY_BITMAP_FD's argument
+ * (kernel/0013-*.patch), checked the same way.
+ */
+struct kd_dirty_bitmap_fd {
+	u32 slot;
+	u32 flags;
+	u64 npages;
+	u64 mmap_size;
+	u64 pad;
+};
 
 /* VM state.  slots_lock is held by KVM around kd_rs_{get,clear}_dirty_log. */
 void kd_slots_lock(struct kvm *kvm);
@@ -166,6 +195,7 @@ struct kd_memslot {
 	unsigned long *dirty_bitmap;	/* NULL: no bitmap */
 	unsigned long *second_bitmap;	/* kvm_second_dirty_bitmap() */
 	u64 bitmap_bytes;		/* of each of the two */
+	bool read_only;			/* KVM_MEM_READONLY */
 };
 /* Fills all of @out for the slot @slot names. */
 void kd_memslot(struct kvm *kvm, u32 slot, struct kd_memslot *out);
@@ -261,6 +291,51 @@ struct kvm_dirty_vm *kd_vm_dirty_state(struct kvm *kvm);
  */
 bool kd_wp_all_supported(struct kvm *kvm, u64 *present, u64 *writable);
 
+/*
+ * Shared dirty bitmaps (shim/shared_bitmap.c, rust/kvm/shared_bitmap.rs).
+ * An allocation of @bytes, zeroed, charged to the caller's memcg; and its
+ * free.
+ */
+void *kd_vmalloc_zeroed(u64 bytes);
+void kd_vfree(void *area);
+/* Whether a memslot of @kvm has a dirty bitmap; slots_lock held. */
+bool kd_any_dirty_bitmap(struct kvm *kvm);
+/*
+ * The VM's mm, kept (mmgrab(): the struct, not the address space) until
+ * kd_mm_drop(), so that a comparison with current->mm cannot match a
+ * later process's mm at the same address.
+ */
+struct mm_struct *kd_vm_mm_grab(struct kvm *kvm);
+void kd_mm_drop(struct mm_struct *mm);
+bool kd_current_mm_is(struct mm_struct *mm);
+/*
+ * A new file of a shared bitmap (its own inode, hence its own address
+ * space, *@mapping), @size bytes long (fstat(), lseek()), with @priv as its
+ * private data; or an ERR_PTR.  Opened O_RDWR; pread() allowed.
+ */
+struct file *kd_sbm_file_create(void *priv, u64 size,
+				struct address_space **mapping);
+/* A descriptor for a new file: reserve (O_CLOEXEC), then install or undo. */
+int kd_fd_reserve(void);
+void kd_fd_install(int fd, struct file *file);
+void kd_fd_unreserve(int fd);
+void kd_fput(struct file *file);
+/*
+ * Maps the page of vmalloc memory at @kaddr at @addr of @vma (the fault
+ * handler, mmap_lock held); 0, -EBUSY if a page is mapped there already,
+ * or another -errno.
+ */
+int kd_sbm_insert_page(struct vm_area_struct *vma, u64 addr, void *kaddr);
+/* Zaps every mapping of @mapping, in every process. */
+void kd_sbm_zap(struct address_space *mapping);
+/* What the mmap handler is asked for: flags from the VMA. */
+struct kd_sbm_map {
+	u64 pgoff;		/* the first page of the file mapped */
+	u64 pages;		/* pages mapped */
+	bool shared;		/* VM_SHARED */
+	bool exec;		/* VM_EXEC */
+};
+
 #ifdef CONFIG_X86
 /* x86: the x86 half of the shim */
 
@@ -322,6 +397,26 @@ int kd_rs_reset_dirty_rings(struct kvm *kvm);
 int kd_rs_check_extension(struct kvm *kvm, long cap);
 int kd_rs_enable_cap(struct kvm *kvm, struct kvm_enable_cap *cap);
 long kd_rs_vm_ioctl(struct kvm *kvm, unsigned int ioctl, unsigned long arg);
+/*
+ * The shared dirty bitmap's capability and ioctl, which the ops table's
+ * check_extension, enable_cap and vm_ioctl entries hand to these.
+ */
+int kd_rs_sbm_check_extension(struct kvm *kvm);
+int kd_rs_sbm_enable_cap(struct kvm *kvm, struct kvm_enable_cap *cap);
+long kd_rs_get_dirty_bitmap_fd(struct kvm *kvm, unsigned long arg);
+/*
+ * A memslot's dirty bitmap: allocated (0, -ENOIOCTLCMD for KVM's own, or
+ * -errno) and let go of (true if it was the module's).
+ */
+int kd_rs_alloc_dirty_bitmap(struct kvm *kvm, u64 npages,
+			     unsigned long **bitmap);
+bool kd_rs_free_dirty_bitmap(struct kvm *kvm, unsigned long *bitmap);
+/* A shared bitmap's file, @priv its private data (shim/shared_bitmap.c). */
+int kd_rs_sbm_mmap(void *priv, const struct kd_sbm_map *map);
+int kd_rs_sbm_fault(void *priv, struct vm_area_struct *vma, u64 addr,
+		    u64 pgoff);
+long kd_rs_sbm_read(void *priv, u64 user_buf, u64 count, u64 offset);
+void kd_rs_sbm_release(void *priv, struct address_space *mapping);
 void kd_rs_wp_log_enable(struct kvm *kvm);
 #ifdef CONFIG_X86
 int kd_rs_wp_step(struct kvm *kvm, bool write, struct kvm_dirty_table *table,

@@ -28,6 +28,11 @@ pub(crate) mod ring;
 /// The masked write-protect as a walk of the x86 shadow MMU's rmaps.
 #[allow(unreachable_pub)]
 pub(crate) mod rmap_walk;
+/// A memslot's dirty bitmap shared with user space: the word operations
+/// of the protocol, the interface's refusals, the mapping's faults and
+/// who keeps the pages.
+#[allow(unreachable_pub, dead_code)]
+pub(crate) mod shared_bitmap;
 /// How user space names a memslot and its pages, and the checks a name
 /// must pass.
 #[allow(unreachable_pub)]

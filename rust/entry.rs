@@ -18,6 +18,7 @@ mod clear_dirty_log;
 mod get_dirty_log;
 mod mark_page_dirty;
 mod reset_dirty_rings;
+mod shared_bitmap;
 mod vm;
 mod wp_all;
 #[cfg(CONFIG_X86)]

@@ -12,7 +12,9 @@
 //!   which the masked write-protect walks ([`wp_masked`]);
 //! - a vCPU's dirty ring, as KVM allocated it ([`ring`]);
 //! - the write-protect-all state KVM keeps for the module, in the VM and
-//!   beside each page table ([`wp_all`]).
+//!   beside each page table ([`wp_all`]);
+//! - a memslot's dirty bitmap shared with user space, its pages, files and
+//!   mappings ([`shared_bitmap`]).
 //!
 //! Beside them: the counters ([`counters`]) and the tracepoints
 //! ([`trace`]) that show what the module served.
@@ -33,6 +35,7 @@ pub(crate) mod popcnt;
 pub(crate) mod registration;
 pub(crate) mod ring;
 mod rmaps;
+pub(crate) mod shared_bitmap;
 pub(crate) mod trace;
 pub(crate) mod uapi;
 pub(crate) mod vm;

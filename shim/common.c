@@ -97,6 +97,7 @@ static __always_inline void __kd_memslot(struct kvm *kvm, u32 name,
 	out->dirty_bitmap = slot->dirty_bitmap;
 	out->second_bitmap = slot->dirty_bitmap ? kvm_second_dirty_bitmap(slot) : NULL;
 	out->bitmap_bytes = kvm_dirty_bitmap_bytes(slot);
+	out->read_only = slot->flags & KVM_MEM_READONLY;
 }
 
 void kd_memslot(struct kvm *kvm, u32 slot, struct kd_memslot *out)
@@ -183,6 +184,47 @@ static void kd_wp_log_enable(struct kvm *kvm,
 	kd_rs_wp_log_enable(kvm);
 }
 
+/*
+ * The capabilities and VM ioctls the module adds, each handed to its Rust
+ * entry: write-protect-all's (rust/entry/wp_all.rs) or the shared dirty
+ * bitmap's (rust/entry/shared_bitmap.rs).
+ */
+static int kd_check_extension(struct kvm *kvm, long cap)
+{
+	if (cap == KVM_CAP_DIRTY_SHARED_BITMAP)
+		return kd_rs_sbm_check_extension(kvm);
+	return kd_rs_check_extension(kvm, cap);
+}
+
+static int kd_enable_cap(struct kvm *kvm, struct kvm_enable_cap *cap)
+{
+	if (cap->cap == KVM_CAP_DIRTY_SHARED_BITMAP)
+		return kd_rs_sbm_enable_cap(kvm, cap);
+	return kd_rs_enable_cap(kvm, cap);
+}
+
+static long kd_vm_ioctl(struct kvm *kvm, unsigned int ioctl, unsigned long arg)
+{
+	if (ioctl == KVM_GET_DIRTY_BITMAP_FD)
+		return kd_rs_get_dirty_bitmap_fd(kvm, arg);
+	return kd_rs_vm_ioctl(kvm, ioctl, arg);
+}
+
+/* A logged memslot's dirty bitmap (kernel/0013-*.patch). */
+static int kd_alloc_dirty_bitmap(struct kvm *kvm, struct kvm_memory_slot *slot)
+{
+	lockdep_assert_held(&kvm->slots_lock);
+	return kd_rs_alloc_dirty_bitmap(kvm, slot->npages, &slot->dirty_bitmap);
+}
+
+/* Held as __kvm_memslots() asks: slots_lock, or the VM's last reference gone. */
+static bool kd_free_dirty_bitmap(struct kvm *kvm, struct kvm_memory_slot *slot)
+{
+	lockdep_assert(lockdep_is_held(&kvm->slots_lock) ||
+		       !refcount_read(&kvm->users_count));
+	return kd_rs_free_dirty_bitmap(kvm, slot->dirty_bitmap);
+}
+
 static const struct kvm_dirty_ops kd_ops = {
 	.owner = THIS_MODULE,
 	.vm_init = kd_rs_vm_init,
@@ -191,10 +233,12 @@ static const struct kvm_dirty_ops kd_ops = {
 	.clear_dirty_log = kd_clear_dirty_log,
 	.mark_page_dirty = kd_mark_page_dirty,
 	.reset_dirty_rings = kd_rs_reset_dirty_rings,
-	.check_extension = kd_rs_check_extension,
-	.enable_cap = kd_rs_enable_cap,
-	.vm_ioctl = kd_rs_vm_ioctl,
+	.check_extension = kd_check_extension,
+	.enable_cap = kd_enable_cap,
+	.vm_ioctl = kd_vm_ioctl,
 	.wp_log_enable = kd_wp_log_enable,
+	.alloc_dirty_bitmap = kd_alloc_dirty_bitmap,
+	.free_dirty_bitmap = kd_free_dirty_bitmap,
 #ifdef CONFIG_X86
 	.wp_step = kd_rs_wp_step,
 	.wp_link = kd_rs_wp_link,
@@ -254,6 +298,20 @@ static const char *const kd_counter_names[KD_NR_COUNTERS] = {
 	[KD_WALK_RMAP_WORDS] = "walk_rmap_words",
 	[KD_WALK_RMAP_SPTES] = "walk_rmap_sptes",
 	[KD_WALK_CLEARED_PLAIN] = "walk_cleared_plain",
+	[KD_SBM_VMS] = "shared_bitmap_vms",
+	[KD_SBM_ALLOCS] = "shared_bitmap_allocs",
+	[KD_SBM_FREES] = "shared_bitmap_frees",
+	[KD_SBM_FILES] = "shared_bitmap_files",
+	[KD_SBM_FDS] = "shared_bitmap_fds",
+	[KD_SBM_MAPS] = "shared_bitmap_maps",
+	[KD_SBM_MAP_REFUSED] = "shared_bitmap_map_refused",
+	[KD_SBM_FAULTS] = "shared_bitmap_faults",
+	[KD_SBM_SIGBUS] = "shared_bitmap_sigbus",
+	[KD_SBM_RETIRED] = "shared_bitmap_retired",
+	[KD_SBM_ZAPS] = "shared_bitmap_zaps",
+	[KD_SBM_READ_WORDS] = "shared_bitmap_read_words",
+	[KD_SBM_READ_PAGES] = "shared_bitmap_read_pages",
+	[KD_SBM_READ_RESTORED] = "shared_bitmap_read_restored",
 };
 
 static const char *const kd_pcpu_names[KD_NR_PCPU_COUNTERS] = {
@@ -329,12 +387,23 @@ static_assert(offsetof(struct kvm_dirty_gfn, offset) == 8);
 /* rust/algo/wp_all.rs (TableWp) and rust/kvm/wp_all.rs (VmWpState). */
 static_assert(sizeof(struct kvm_dirty_table) == 72);
 static_assert(offsetof(struct kvm_dirty_table, maybe_writable) == 8);
-static_assert(sizeof(struct kvm_dirty_vm) == 16);
+static_assert(sizeof(struct kvm_dirty_vm) == 24);
 static_assert(offsetof(struct kvm_dirty_vm, flags) == 8);
+static_assert(offsetof(struct kvm_dirty_vm, priv) == 16);
 
 /* rust/kvm/uapi.rs: write-protect-all's numbers and KVM_ENABLE_CAP's argument. */
 static_assert(KD_CAP_DIRTY_WP_ALL == KVM_CAP_DIRTY_WP_ALL);
 static_assert(KD_WRITE_PROTECT_ALL_MEM == KVM_WRITE_PROTECT_ALL_MEM);
+/* rust/kvm/uapi.rs: the shared dirty bitmap's ioctl argument. */
+static_assert(sizeof(struct kd_dirty_bitmap_fd) == sizeof(struct kvm_dirty_bitmap_fd));
+static_assert(offsetof(struct kd_dirty_bitmap_fd, flags) ==
+	      offsetof(struct kvm_dirty_bitmap_fd, flags));
+static_assert(offsetof(struct kd_dirty_bitmap_fd, npages) ==
+	      offsetof(struct kvm_dirty_bitmap_fd, npages));
+static_assert(offsetof(struct kd_dirty_bitmap_fd, mmap_size) ==
+	      offsetof(struct kvm_dirty_bitmap_fd, mmap_size));
+static_assert(offsetof(struct kd_dirty_bitmap_fd, pad) ==
+	      offsetof(struct kvm_dirty_bitmap_fd, pad));
 static_assert(sizeof(struct kvm_enable_cap) == 104);
 static_assert(offsetof(struct kvm_enable_cap, cap) == 0);
 static_assert(offsetof(struct kvm_enable_cap, flags) == 4);

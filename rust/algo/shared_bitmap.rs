@@ -117,13 +117,18 @@ impl Layout {
     /// Bytes user space may map: the live bitmap rounded up to pages.  The
     /// words past [`Self::live_bytes`] and the bits past [`Self::npages`]
     /// are always 0: KVM marks only pages of the slot.
+    ///
+    /// By mask and shift, `page_size` being a power of two: a division by
+    /// it would carry a division-by-zero panic path into the kernel's code
+    /// (the fault handler's), which the compiler cannot prove dead.
     pub const fn map_bytes(&self) -> u64 {
-        self.live_bytes().next_multiple_of(self.page_size)
+        let mask = self.page_size - 1;
+        (self.live_bytes() + mask) & !mask
     }
 
     /// Pages user space may map.
     pub const fn map_pages(&self) -> u64 {
-        self.map_bytes() / self.page_size
+        self.map_bytes() >> self.page_size.trailing_zeros()
     }
 
     /// Offset of the second buffer: the first byte past what may be mapped.
@@ -222,6 +227,23 @@ pub fn drain(live: &[AtomicUsize], first_word: usize, out: &mut [usize]) -> Scan
         stats.add(*o);
     }
     stats
+}
+
+/// Gives back to the bitmap the words a [`drain`] from `first_word` took
+/// into `taken` and could not hand over (the copy to user space failed):
+/// an atomic OR, so a bit KVM set meanwhile stays too.  A bit given back is
+/// reported again later, which is harmless; a bit dropped would be a page
+/// never copied.
+///
+/// # Panics
+///
+/// If `taken` reaches past `live`.
+pub fn restore(live: &[AtomicUsize], first_word: usize, taken: &[usize]) {
+    for (word, &mask) in live[first_word..first_word + taken.len()].iter().zip(taken) {
+        if mask != 0 {
+            word.fetch_or(mask, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What `KVM_ENABLE_CAP(KVM_CAP_DIRTY_SHARED_BITMAP)` needs to know of the

@@ -8,6 +8,8 @@ use super::{to_c, CValue};
 use crate::kvm::bindings;
 use crate::kvm::counters::{self, Counter};
 use crate::kvm::params;
+use crate::kvm::shared_bitmap::VmBitmaps;
+use crate::kvm::vm::Vm;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
 
@@ -55,13 +57,18 @@ fn vm_init() -> Result<Binding> {
 ///
 /// # Safety
 ///
-/// KVM calls it once per bound VM, when it is destroyed.  The VM is not
-/// read.
+/// KVM calls it once per bound VM, when it destroys it, after its vCPUs,
+/// devices and memslots (each of which let go of its dirty bitmap); nothing
+/// else runs on the VM.
 #[no_mangle]
-unsafe extern "C" fn kd_rs_vm_destroy(_kvm: *mut bindings::kvm) {
-    vm_destroy()
+unsafe extern "C" fn kd_rs_vm_destroy(kvm: *mut bindings::kvm) {
+    // SAFETY: KVM's contract above: the VM's destruction makes this the
+    // only view of its bitmaps.
+    let bitmaps = unsafe { VmBitmaps::new(Vm::from_raw(kvm).wp()) };
+    vm_destroy(bitmaps)
 }
 
-fn vm_destroy() {
+fn vm_destroy(mut bitmaps: VmBitmaps<'_>) {
+    bitmaps.destroy();
     counters::sub(Counter::KD_VMS_LIVE, 1);
 }

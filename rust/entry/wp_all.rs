@@ -38,7 +38,7 @@ fn eopnotsupp() -> Error {
 /// Whether the module serves write-protect-all for `vm`: the host allows
 /// the module's own MMU code, and KVM can serve it for the VM.  The bits
 /// of the VM's present and writable entries if so.
-fn supported(vm: Vm<'_>) -> Option<(u64, u64)> {
+pub(super) fn supported(vm: Vm<'_>) -> Option<(u64, u64)> {
     if !host::own_mmu_code() {
         return None;
     }

@@ -72,6 +72,9 @@ pub(crate) struct Memslot<'a> {
     mmu: SlotMmu<'a>,
     /// Filled by the shim; slots_lock keeps what it names until `'a`.
     info: &'a bindings::kd_memslot,
+    /// The module allocated the bitmap, shared with user space
+    /// (`super::shared_bitmap`): its second buffer is elsewhere.
+    shared: bool,
 }
 
 /// A memslot's two dirty bitmaps: the live one, which vCPUs set bits in
@@ -89,15 +92,18 @@ impl<'a> Memslot<'a> {
     ///
     /// `info` is what `kd_memslot()` filled for the live VM `kvm`, whose
     /// `slots_lock` is held for `'a`, and no other view of its bitmaps
-    /// exists meanwhile.
+    /// exists meanwhile; `shared` says whether the module allocated its
+    /// bitmap (a shared bitmap) or KVM did.
     pub(super) unsafe fn new(
         kvm: NonNull<bindings::kvm>,
         info: &'a bindings::kd_memslot,
+        shared: bool,
     ) -> Option<Memslot<'a>> {
         NonNull::new(info.slot).map(|slot| Memslot {
             // SAFETY: a memslot of `kvm` (the caller's contract).
             mmu: unsafe { SlotMmu::new(kvm, slot) },
             info,
+            shared,
         })
     }
 
@@ -116,8 +122,14 @@ impl<'a> Memslot<'a> {
         let live = self.live()?;
         // KVM allocates 2 * `bitmap_bytes` for the bitmap
         // (kvm_alloc_dirty_bitmap), the second half being the buffer
-        // kvm_second_dirty_bitmap() returns.
-        let buffer = self.info.second_bitmap;
+        // kvm_second_dirty_bitmap() returns; a shared bitmap has it past
+        // the pages user space maps.
+        let buffer = if self.shared {
+            let live = NonNull::from(live).cast::<usize>();
+            super::shared_bitmap::buffer_of(live, self.info.npages)
+        } else {
+            self.info.second_bitmap.cast()
+        };
         // SAFETY: `buffer` is as many longs as `live` and is only used by
         // GET/CLEAR_DIRTY_LOG under slots_lock, which we hold; `&mut self`,
         // the only view of the slot's bitmaps, makes this the only view of

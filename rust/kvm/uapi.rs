@@ -2,7 +2,8 @@
 
 //! The uapi struct KVM hands `KVM_ENABLE_CAP`'s hook as it copied it from
 //! user space, mirrored (the shim asserts its layout against
-//! <linux/kvm.h>), and write-protect-all's uapi numbers (kernel/0003).
+//! <linux/kvm.h>), write-protect-all's uapi numbers (kernel/0003), and the
+//! shared dirty bitmap's ioctl argument (kernel/0013).
 
 use super::bindings;
 
@@ -10,6 +11,16 @@ use super::bindings;
 pub(crate) const CAP_DIRTY_WP_ALL: u32 = bindings::KD_CAP_DIRTY_WP_ALL;
 /// `KVM_WRITE_PROTECT_ALL_MEM`.
 pub(crate) const WRITE_PROTECT_ALL_MEM: u32 = bindings::KD_WRITE_PROTECT_ALL_MEM;
+
+/// `struct kvm_dirty_bitmap_fd`: `KVM_GET_DIRTY_BITMAP_FD`'s argument, in
+/// and out; the shim asserts its layout.
+pub(crate) use bindings::kd_dirty_bitmap_fd as DirtyBitmapFd;
+
+// SAFETY: integers only, without padding (u32, u32, then three u64): any
+// bytes are a valid value.
+unsafe impl kernel::types::FromBytes for DirtyBitmapFd {}
+// SAFETY: as above; no padding, so every byte is initialised.
+unsafe impl kernel::types::AsBytes for DirtyBitmapFd {}
 
 /// `struct kvm_enable_cap`: `KVM_ENABLE_CAP`'s argument.
 #[repr(C)]

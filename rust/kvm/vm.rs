@@ -40,6 +40,11 @@ impl<'a> Vm<'a> {
         }
     }
 
+    /// The VM, for the shim's calls.
+    pub(super) fn as_raw(self) -> *mut bindings::kvm {
+        self.kvm.as_ptr()
+    }
+
     /// The VM's write-protect-all state.
     #[inline(always)]
     pub(crate) fn wp(self) -> &'a VmWpState {
@@ -165,8 +170,14 @@ impl SlotsLocked<'_> {
         }
     }
 
-    fn raw(&self) -> *mut bindings::kvm {
+    pub(super) fn raw(&self) -> *mut bindings::kvm {
         self.kvm.as_ptr()
+    }
+
+    /// The VM's `kvm->dirty_vm`, which lives as long as the VM.
+    pub(super) fn wp_state(&self) -> &VmWpState {
+        // SAFETY: the shim's pointer into this VM, which outlives the view.
+        unsafe { VmWpState::from_raw(self.facts.dirty_vm) }
     }
 
     /// False when only the dirty ring tracks this VM (no bitmaps).
@@ -182,8 +193,13 @@ impl SlotsLocked<'_> {
     /// False when the VM asked GET/CLEAR_DIRTY_LOG and ring resets not to
     /// write-protect what they harvest (it uses write-protect-all).
     pub(crate) fn harvest_protects(&self) -> bool {
-        // SAFETY: the shim's pointer into this VM, which outlives the view.
-        !unsafe { VmWpState::from_raw(self.facts.dirty_vm) }.harvest_without_wp()
+        !self.wp_state().harvest_without_wp()
+    }
+
+    /// The VM's address spaces and memslot ids: `KVM_ADDRESS_SPACE_NUM`
+    /// and `KVM_USER_MEM_SLOTS`.
+    pub(crate) fn slot_limits(&self) -> (u32, u32) {
+        (self.facts.nr_as_ids, self.facts.user_mem_slots)
     }
 
     /// Whether the VM can have memslot `slot`: its address space and id in
@@ -229,9 +245,12 @@ impl SlotsLocked<'_> {
         &'b mut self,
         info: &'b bindings::kd_memslot,
     ) -> Option<Memslot<'b>> {
+        // Every dirty bitmap of a VM with shared bitmaps is the module's
+        // (the capability is refused once a memslot has one of KVM's).
+        let shared = self.bitmaps().enabled();
         // SAFETY: the caller's contract, and `&mut self` makes this the
         // only view of the slot's bitmaps.
-        unsafe { Memslot::new(self.kvm, info) }
+        unsafe { Memslot::new(self.kvm, info, shared) }
     }
 
     /// The memslot `slot` names (the uapi's encoding: the ring entries'),

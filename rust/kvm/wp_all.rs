@@ -13,7 +13,8 @@ use super::bindings;
 use crate::algo::wp_all::VmWp;
 #[cfg(CONFIG_X86)]
 use crate::algo::wp_all::{TableWp, ENTRIES};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// SPTE bits the x86 hooks rely on (arch/x86/kvm/mmu/spte.h); the running
 /// KVM's are compared with them when a VM turns write-protect-all on.
@@ -34,6 +35,9 @@ pub(crate) struct VmWpState {
     /// The VM's write-protect-all generation.
     pub(crate) wp: VmWp,
     flags: AtomicUsize,
+    /// The module's own per-VM state: the shared dirty bitmaps
+    /// (`super::shared_bitmap::VmBitmaps`).
+    pub(crate) module_priv: AtomicPtr<c_void>,
 }
 
 impl VmWpState {
