@@ -68,8 +68,13 @@ unsafe extern "C" fn kd_rs_sbm_enable_cap(
     cap: *mut bindings::kvm_enable_cap,
 ) -> c_int {
     // SAFETY: KVM's contract above.
-    let (vm, cap, guard) =
-        unsafe { (Vm::from_raw(kvm), EnableCap::from_raw(cap), SlotsLockGuard::lock(kvm)) };
+    let (vm, cap, guard) = unsafe {
+        (
+            Vm::from_raw(kvm),
+            EnableCap::from_raw(cap),
+            SlotsLockGuard::lock(kvm),
+        )
+    };
     to_c(enable_cap(vm, cap, guard))
 }
 
@@ -117,12 +122,19 @@ fn get_dirty_bitmap_fd(mut guard: SlotsLockGuard, arg: c_ulong) -> Result<Fd> {
         user_mem_slots,
     };
     let mut named = None;
-    let layout = check_fd_request(&facts, req.slot, req.flags, req.pad, page_size(), |as_id, id| {
-        let slot = slots.named_slot(as_id, id);
-        let facts = slot.facts;
-        named = Some(slot);
-        facts
-    })
+    let layout = check_fd_request(
+        &facts,
+        req.slot,
+        req.flags,
+        req.pad,
+        page_size(),
+        |as_id, id| {
+            let slot = slots.named_slot(as_id, id);
+            let facts = slot.facts;
+            named = Some(slot);
+            facts
+        },
+    )
     .map_err(|refusal| refused(refusal.errno()))?;
     // check_fd_request() looked the slot up before it accepted it.
     let named = named.ok_or(EINVAL)?;
@@ -156,7 +168,11 @@ unsafe extern "C" fn kd_rs_alloc_dirty_bitmap(
     to_c(alloc_dirty_bitmap(vm, &mut bitmaps, npages).map(|live| *bitmap = live.as_ptr().cast()))
 }
 
-fn alloc_dirty_bitmap(vm: Vm<'_>, bitmaps: &mut VmBitmaps<'_>, npages: u64) -> Result<NonNull<usize>> {
+fn alloc_dirty_bitmap(
+    vm: Vm<'_>,
+    bitmaps: &mut VmBitmaps<'_>,
+    npages: u64,
+) -> Result<NonNull<usize>> {
     bitmaps.registry().ok_or(ENOIOCTLCMD)?.alloc(vm, npages)
 }
 
@@ -170,7 +186,10 @@ fn alloc_dirty_bitmap(vm: Vm<'_>, bitmaps: &mut VmBitmaps<'_>, npages: u64) -> R
 /// the VM, for the bitmap `bitmap` of a memslot no vCPU or KVM path can
 /// reach any more.
 #[no_mangle]
-unsafe extern "C" fn kd_rs_free_dirty_bitmap(kvm: *mut bindings::kvm, bitmap: *mut c_ulong) -> bool {
+unsafe extern "C" fn kd_rs_free_dirty_bitmap(
+    kvm: *mut bindings::kvm,
+    bitmap: *mut c_ulong,
+) -> bool {
     // SAFETY: KVM's contract above: slots_lock, or the VM's destruction,
     // makes this the only view of the VM's bitmaps.
     let mut bitmaps = unsafe { VmBitmaps::new(Vm::from_raw(kvm).wp()) };
@@ -178,7 +197,9 @@ unsafe extern "C" fn kd_rs_free_dirty_bitmap(kvm: *mut bindings::kvm, bitmap: *m
 }
 
 fn free_dirty_bitmap(bitmaps: &mut VmBitmaps<'_>, live: *mut usize) -> bool {
-    bitmaps.registry().is_some_and(|registry| registry.retire(live))
+    bitmaps
+        .registry()
+        .is_some_and(|registry| registry.retire(live))
 }
 
 /// `mmap(2)` of a bitmap's file: allowed (the shim then sets the flags
@@ -189,7 +210,10 @@ fn free_dirty_bitmap(bitmaps: &mut VmBitmaps<'_>, live: *mut usize) -> bool {
 /// `private` is the private data of a shared bitmap's file, which the
 /// caller's `mmap` holds; `map` describes the new mapping.
 #[no_mangle]
-unsafe extern "C" fn kd_rs_sbm_mmap(private: *mut c_void, map: *const bindings::kd_sbm_map) -> c_int {
+unsafe extern "C" fn kd_rs_sbm_mmap(
+    private: *mut c_void,
+    map: *const bindings::kd_sbm_map,
+) -> c_int {
     // SAFETY: the contract above.
     let (file, map) = unsafe { (BitmapFile::from_raw(private), &*map) };
     to_c(file.map(map))
@@ -210,7 +234,12 @@ unsafe extern "C" fn kd_rs_sbm_fault(
     pgoff: u64,
 ) -> c_int {
     // SAFETY: the contract above; the mapping holds the file.
-    let (file, at) = unsafe { (BitmapFile::from_raw(private), FaultAt::new(vma, addr, pgoff)) };
+    let (file, at) = unsafe {
+        (
+            BitmapFile::from_raw(private),
+            FaultAt::new(vma, addr, pgoff),
+        )
+    };
     to_c(file.fault(at))
 }
 
@@ -239,7 +268,10 @@ unsafe extern "C" fn kd_rs_sbm_read(
 /// `private` and `mapping` are the private data and `f_mapping` of a
 /// shared bitmap's file, being released; called once per file.
 #[no_mangle]
-unsafe extern "C" fn kd_rs_sbm_release(private: *mut c_void, mapping: *mut bindings::address_space) {
+unsafe extern "C" fn kd_rs_sbm_release(
+    private: *mut c_void,
+    mapping: *mut bindings::address_space,
+) {
     // SAFETY: the contract above.
     unsafe { BitmapFile::release(private, mapping) }
 }

@@ -28,8 +28,8 @@ use super::counters::{self, Counter};
 use super::vm::{SlotsLocked, Vm};
 use super::wp_all::VmWpState;
 use crate::algo::shared_bitmap::{
-    self as algo, check_map, check_read, drain, restore, Fault, Layout, Lifetime, MapRequest,
-    Open, SlotFacts,
+    self as algo, check_map, check_read, drain, restore, Fault, Layout, Lifetime, MapRequest, Open,
+    SlotFacts,
 };
 use core::ffi::c_void;
 use core::ptr::NonNull;
@@ -200,7 +200,10 @@ impl SharedBitmap {
         // SAFETY: `words()` longs at the start of the allocation, which the
         // caller keeps allocated; every access to them is atomic.
         unsafe {
-            core::slice::from_raw_parts(self.live.as_ptr().cast::<AtomicUsize>(), self.layout.words())
+            core::slice::from_raw_parts(
+                self.live.as_ptr().cast::<AtomicUsize>(),
+                self.layout.words(),
+            )
         }
     }
 
@@ -542,7 +545,12 @@ impl<'a> VmBitmaps<'a> {
 pub(crate) fn buffer_of(live: NonNull<usize>, npages: u64) -> *mut usize {
     let layout = Layout::new(npages, PAGE).expect("a memslot's size is a valid layout");
     // SAFETY: within the allocation `Layout::alloc_bytes()` sized.
-    unsafe { live.as_ptr().cast::<u8>().add(layout.buffer_offset() as usize) }.cast()
+    unsafe {
+        live.as_ptr()
+            .cast::<u8>()
+            .add(layout.buffer_offset() as usize)
+    }
+    .cast()
 }
 
 /// What `KVM_GET_DIRTY_BITMAP_FD` learns of the slot it names.
@@ -598,7 +606,10 @@ impl VmBitmaps<'_> {
         let registry = self.registry().ok_or(ENOENT)?;
         // Every bitmap of an enabled VM is the module's: the capability
         // is refused once a memslot has one (EBUSY).
-        let bitmap = slot.live.and_then(|live| registry.find(live)).ok_or(ENOENT)?;
+        let bitmap = slot
+            .live
+            .and_then(|live| registry.find(live))
+            .ok_or(ENOENT)?;
         // SAFETY: a plain call; a descriptor or -errno (EMFILE).
         let fd = unsafe { bindings::kd_fd_reserve() };
         if fd < 0 {
