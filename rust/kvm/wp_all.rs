@@ -40,6 +40,15 @@ pub(crate) struct VmWpState {
     pub(crate) module_priv: AtomicPtr<c_void>,
 }
 
+// The layout shim/common.c asserts for `struct kvm_dirty_vm`, so that the
+// two sides agree on where `priv` is: the shim checks the C struct against
+// these numbers, this checks the Rust one.
+const _: () = {
+    assert!(core::mem::size_of::<VmWpState>() == 24);
+    assert!(core::mem::offset_of!(VmWpState, flags) == 8);
+    assert!(core::mem::offset_of!(VmWpState, module_priv) == 16);
+};
+
 impl VmWpState {
     /// # Safety
     ///
