@@ -64,6 +64,9 @@ pub(crate) fn refused(errno: i32) -> Error {
 }
 
 /// The allocation of a shared bitmap ([`Layout`]), freed when dropped.
+/// `shared_bitmap_allocs` and `shared_bitmap_frees` count these, so they
+/// are equal once every area is gone, whichever path let go of it (the
+/// holders' last release, or a failure before any slot saw it).
 struct Area(NonNull<u8>);
 
 // SAFETY: a vmalloc area, freed from whichever thread drops it.
@@ -73,14 +76,17 @@ impl Area {
     fn new(layout: &Layout) -> Result<Self> {
         // SAFETY: a plain allocation; NULL on failure.
         let area = unsafe { bindings::kd_vmalloc_zeroed(layout.alloc_bytes()) };
-        NonNull::new(area.cast()).map(Area).ok_or(ENOMEM)
+        let area = NonNull::new(area.cast()).map(Area).ok_or(ENOMEM)?;
+        counters::add(Counter::KD_SBM_ALLOCS, 1);
+        Ok(area)
     }
 }
 
 impl Drop for Area {
     fn drop(&mut self) {
         // SAFETY: allocated by `new`, freed once here.
-        unsafe { bindings::kd_vfree(self.0.as_ptr().cast()) }
+        unsafe { bindings::kd_vfree(self.0.as_ptr().cast()) };
+        counters::add(Counter::KD_SBM_FREES, 1);
     }
 }
 
@@ -135,9 +141,7 @@ struct Holders {
 
 impl Holders {
     fn free_pages(&mut self) {
-        if self.area.take().is_some() {
-            counters::add(Counter::KD_SBM_FREES, 1);
-        }
+        self.area = None;
     }
 }
 
@@ -170,7 +174,7 @@ impl SharedBitmap {
         let layout = Layout::new(npages, PAGE).ok_or(EINVAL)?;
         let area = Area::new(&layout)?;
         let live = area.0.cast();
-        let bitmap = Arc::pin_init(
+        Arc::pin_init(
             pin_init!(SharedBitmap {
                 live,
                 layout,
@@ -185,9 +189,7 @@ impl SharedBitmap {
                 ),
             }),
             GFP_KERNEL,
-        )?;
-        counters::add(Counter::KD_SBM_ALLOCS, 1);
-        Ok(bitmap)
+        )
     }
 
     /// The live bitmap.
