@@ -261,7 +261,14 @@ impl SharedBitmap {
         };
         // Counted once it is in the list: the release looks for it there.
         let mapping = FileMapping(NonNull::new(mapping).expect("a file has an address space"));
-        holders.files.push(mapping, GFP_KERNEL)?;
+        if let Err(e) = holders.files.push(mapping, GFP_KERNEL) {
+            // Not expected (room was reserved above).  The file goes: its
+            // release, deferred past this lock, gives the reference back
+            // and, not finding it in the list, counts nothing.
+            // SAFETY: the file made above, whose only reference is ours.
+            unsafe { bindings::kd_fput(file) };
+            return Err(e.into());
+        }
         holders.lifetime.file_made();
         counters::add(Counter::KD_SBM_FILES, 1);
         Ok(NonNull::new(file).expect("not an error pointer, so a file"))
