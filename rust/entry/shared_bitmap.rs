@@ -2,7 +2,7 @@
 
 //! A memslot's dirty bitmap shared with user space
 //! (`KVM_CAP_DIRTY_SHARED_BITMAP`, `KVM_GET_DIRTY_BITMAP_FD`,
-//! Documentation/api.rst): the capability, the ioctl that hands out a
+//! Documentation/shared-bitmap.rst): the capability, the ioctl that hands out a
 //! bitmap's file, the allocation and the free of every dirty bitmap of a VM
 //! that enabled it, and the file's `mmap(2)`, page faults, `read(2)` and
 //! release.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The dirty bitmaps a VM with `KVM_CAP_DIRTY_SHARED_BITMAP` shares with
-//! its VMM (Documentation/api.rst): each one ([`SharedBitmap`]) with its
-//! pages, its lock and its files, and the VM's registry of them
+//! its VMM (Documentation/shared-bitmap.rst): each one ([`SharedBitmap`])
+//! with its pages, its lock and its files, and the VM's registry of them
 //! ([`VmBitmaps`]).
 //!
 //! What is allowed and when the pages go is `crate::algo::shared_bitmap`'s
