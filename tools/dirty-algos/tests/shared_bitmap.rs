@@ -459,10 +459,12 @@ fn failed_read_gives_every_bit_back() {
             assert!(all.insert(p), "round {round}: page {p} reported twice");
         }
         assert_eq!(all.len(), pages, "round {round}: pages lost");
-        assert!(failed > 0, "round {round}: no read failed: the test tested nothing");
+        assert!(
+            failed > 0,
+            "round {round}: no read failed: the test tested nothing"
+        );
     }
 }
-
 
 /// vCPU threads mark each page of their share once, in a shuffled order,
 /// while a thread scans the mapping and another drains through read(2)
