@@ -530,7 +530,10 @@ pub fn check_read(
     if !same_mm {
         return Err(ReadRefusal::OtherProcess);
     }
-    let aligned = offset.is_multiple_of(WORD_BYTES) && count.is_multiple_of(WORD_BYTES);
+    // A mask, not `is_multiple_of()`: the kernel's clippy.toml declares Rust
+    // 1.78 as its oldest, before that method.
+    let mask = WORD_BYTES - 1;
+    let aligned = (offset & mask) == 0 && (count & mask) == 0;
     match offset.checked_add(count) {
         Some(end) if aligned && end <= layout.live_bytes() => Ok((
             (offset / WORD_BYTES) as usize,

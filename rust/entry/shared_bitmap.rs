@@ -111,7 +111,7 @@ unsafe extern "C" fn kd_rs_get_dirty_bitmap_fd(kvm: *mut bindings::kvm, arg: c_u
 /// is made.  Refusals in the order of the interface's table.
 fn get_dirty_bitmap_fd(mut guard: SlotsLockGuard, arg: c_ulong) -> Result<Fd> {
     let (mut reader, mut writer) =
-        UserSlice::new(arg as usize, core::mem::size_of::<DirtyBitmapFd>()).reader_writer();
+        UserSlice::new(arg, core::mem::size_of::<DirtyBitmapFd>()).reader_writer();
     let mut req: DirtyBitmapFd = reader.read()?;
     let mut slots = guard.vm();
     let (nr_as_ids, user_mem_slots) = slots.slot_limits();
