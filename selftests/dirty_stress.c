@@ -72,9 +72,10 @@
  * Prints one line:
  *   STRESS mode=ring vcpus=2 secs=30 rounds=N pages=N writes=N
  *     slot_churn=N ring_full_exits=N harvest_us=N wp_all_us=N diffs=0
- *     log_toggles=N sb_fds=N sb_mapped_pages=N sb_map_refused=N
+ *     log_toggles=N syncs=N sb_fds=N sb_mapped_pages=N sb_map_refused=N
  *     sb_drained_words=N sb_drained_pages=N
- * where harvest_us and wp_all_us are the mean time per round of the
+ * where syncs counts the harvests (each with its write-protect-all under
+ * -A, but -N), harvest_us and wp_all_us are the mean time per sync of the
  * harvest ioctls (GET, CLEAR, or the ring collection and reset; in shared
  * mode the scan of the mappings) and of KVM_WRITE_PROTECT_ALL_MEM, and the
  * sb_ numbers (0 but in shared mode) are what the module's shared_bitmap_
@@ -1045,13 +1046,14 @@ int main(int argc, char **argv)
 			check_churn_bits(retire_bitmap(&churn_map, NULL, false),
 					 "read(2)");
 	}
-	printf("STRESS mode=%s%s vcpus=%d secs=%d thp=%d rounds=%lu pages=%lu writes=%lu slot_churn=%lu ring_full_exits=%lu harvest_us=%lu wp_all_us=%lu diffs=%lu log_toggles=%lu sb_fds=%lu sb_mapped_pages=%lu sb_map_refused=%lu sb_drained_words=%lu sb_drained_pages=%lu\n",
+	printf("STRESS mode=%s%s vcpus=%d secs=%d thp=%d rounds=%lu pages=%lu writes=%lu slot_churn=%lu ring_full_exits=%lu harvest_us=%lu wp_all_us=%lu diffs=%lu log_toggles=%lu syncs=%lu sb_fds=%lu sb_mapped_pages=%lu sb_map_refused=%lu sb_drained_words=%lu sb_drained_pages=%lu\n",
 	       mode_name[mode], wp_all && mode != SHARED ? "+wp-all" : "",
 	       nr_vcpus, secs, src == VM_MEM_SRC_ANONYMOUS_THP,
 	       atomic_load(&rounds), atomic_load(&pages_copied), writes,
 	       atomic_load(&churns), atomic_load(&ring_full_exits),
 	       harvest_ns / timed_rounds / 1000, wp_all_ns / timed_rounds / 1000,
-	       diffs, atomic_load(&log_toggles), sb_fds, sb_mapped_pages,
+	       diffs, atomic_load(&log_toggles), timed_rounds, sb_fds,
+	       sb_mapped_pages,
 	       sb_map_refused, sb_drained_words, sb_drained_pages);
 	TEST_ASSERT(writes > 0, "the guest wrote nothing");
 	TEST_ASSERT(diffs == 0, "%lu pages differ: dirty pages were lost", diffs);
