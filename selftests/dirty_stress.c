@@ -1053,8 +1053,8 @@ int main(int argc, char **argv)
 	       atomic_load(&churns), atomic_load(&ring_full_exits),
 	       harvest_ns / timed_rounds / 1000, wp_all_ns / timed_rounds / 1000,
 	       diffs, atomic_load(&log_toggles), timed_rounds, sb_fds,
-	       sb_mapped_pages,
-	       sb_map_refused, sb_drained_words, sb_drained_pages);
+	       sb_mapped_pages, sb_map_refused, sb_drained_words,
+	       sb_drained_pages);
 	TEST_ASSERT(writes > 0, "the guest wrote nothing");
 	TEST_ASSERT(diffs == 0, "%lu pages differ: dirty pages were lost", diffs);
 	return 0;
