@@ -106,12 +106,11 @@ static struct {
 static long psize;		/* host page: the mapping's unit */
 static uint64_t npages;		/* pages of the main and the deleted slot */
 
-static void __attribute__((noreturn, format(printf, 2, 3)))
-fail_at(int line, const char *fmt, ...)
+static void __noreturn __printf(2, 3) fail_at(int line, const char *fmt, ...)
 {
 	va_list ap;
 
-	printf("FAIL (shared_bitmap.c:%d): ", line);
+	printf("FAIL (line %d): ", line);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
@@ -123,7 +122,7 @@ fail_at(int line, const char *fmt, ...)
 #define FAIL(...)	fail_at(__LINE__, __VA_ARGS__)
 #define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
 
-static void __attribute__((format(printf, 1, 2))) ok(const char *fmt, ...)
+static void __printf(1, 2) ok(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -181,14 +180,21 @@ static uint64_t map_bytes(uint64_t pages)
 	return (live_words(pages) * 8 + psize - 1) / psize * psize;
 }
 
-/* SIGBUS and SIGSEGV, caught around one access at a time, per thread. */
-static __thread sigjmp_buf *fault_jmp;
+/*
+ * SIGBUS and SIGSEGV, caught around one access at a time, per thread: the
+ * handler jumps back to the access's thread, with what the signal said.
+ */
+struct catcher {
+	sigjmp_buf jb;
+};
+
+static __thread struct catcher *fault_catcher;
 static __thread int fault_sig, fault_code;
 static __thread void *fault_addr;
 
 static void on_fault(int sig, siginfo_t *si, void *ctx)
 {
-	if (!fault_jmp) {
+	if (!fault_catcher) {
 		/* Not a probe: die of it, as without a handler. */
 		signal(sig, SIG_DFL);
 		return;
@@ -196,7 +202,7 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
 	fault_sig = sig;
 	fault_code = si->si_code;
 	fault_addr = si->si_addr;
-	siglongjmp(*fault_jmp, 1);
+	siglongjmp(fault_catcher->jb, 1);
 }
 
 enum access { LOAD, XCHG, WRITE };
@@ -204,29 +210,27 @@ enum access { LOAD, XCHG, WRITE };
 /* One access to @p: 0 if it went through (the word in *@val), else the signal. */
 static int probe(uint64_t *p, enum access how, uint64_t *val)
 {
-	volatile uint64_t v = 0;
-	sigjmp_buf jb;
+	uint64_t dummy, *out = val ? val : &dummy;
+	struct catcher c;
 
-	if (sigsetjmp(jb, 1)) {
-		fault_jmp = NULL;
+	if (sigsetjmp(c.jb, 1)) {
+		fault_catcher = NULL;
 		return fault_sig;
 	}
-	fault_jmp = &jb;
+	fault_catcher = &c;
 	switch (how) {
 	case LOAD:
-		v = __atomic_load_n(p, __ATOMIC_RELAXED);
+		*out = __atomic_load_n(p, __ATOMIC_RELAXED);
 		break;
 	case XCHG:
-		v = __atomic_exchange_n(p, 0, __ATOMIC_SEQ_CST);
+		*out = __atomic_exchange_n(p, 0, __ATOMIC_SEQ_CST);
 		break;
 	case WRITE:
 		/* A write access that changes no bit. */
-		v = __atomic_fetch_or(p, 0, __ATOMIC_SEQ_CST);
+		*out = __atomic_fetch_or(p, 0, __ATOMIC_SEQ_CST);
 		break;
 	}
-	fault_jmp = NULL;
-	if (val)
-		*val = v;
+	fault_catcher = NULL;
 	return 0;
 }
 
@@ -1230,14 +1234,18 @@ static void move_case(int fd, uint64_t gpa_moved)
 	free(got);
 }
 
-/* A reader of a mapping, in its own thread, until SIGBUS. */
+/*
+ * A reader of a mapping, in its own thread, until SIGBUS.  The fields the
+ * main thread polls are read and written with atomics; the rest is read
+ * after pthread_join().
+ */
 struct reader {
 	uint64_t *map, words;
 	const uint64_t *want;
 	bool xchg;
-	volatile uint64_t *taken;
-	volatile uint64_t passes;
-	volatile bool done, bad;
+	uint64_t *taken;
+	uint64_t passes;
+	bool done, bad;
 	uint64_t bad_word, bad_val;
 	int sig, code;
 	void *addr;
@@ -1246,44 +1254,50 @@ struct reader {
 static void *reader_run(void *arg)
 {
 	struct reader *r = arg;
-	sigjmp_buf jb;
+	struct catcher c;
 	uint64_t i, v;
 
-	if (sigsetjmp(jb, 1)) {
-		fault_jmp = NULL;
+	if (sigsetjmp(c.jb, 1)) {
+		fault_catcher = NULL;
 		r->sig = fault_sig;
 		r->code = fault_code;
 		r->addr = fault_addr;
-		r->done = true;
+		__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
 		return NULL;
 	}
-	fault_jmp = &jb;
+	fault_catcher = &c;
 	for (;;) {
 		for (i = 0; i < r->words; i++) {
 			if (r->xchg) {
+				/*
+				 * Stored before the next exchange (seq_cst):
+				 * the word the SIGBUS interrupts took nothing.
+				 */
 				v = __atomic_exchange_n(&r->map[i], 0, __ATOMIC_SEQ_CST);
-				r->taken[i] |= v;
+				__atomic_store_n(&r->taken[i], r->taken[i] | v,
+						 __ATOMIC_RELAXED);
 			} else {
 				v = __atomic_load_n(&r->map[i], __ATOMIC_RELAXED);
 				if (v != r->want[i]) {
-					fault_jmp = NULL;
+					fault_catcher = NULL;
 					r->bad = true;
 					r->bad_word = i;
 					r->bad_val = v;
-					r->done = true;
+					__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
 					return NULL;
 				}
 			}
 		}
-		r->passes++;
+		__atomic_store_n(&r->passes, r->passes + 1, __ATOMIC_RELEASE);
 	}
 }
 
-static void wait_for(volatile bool *flag, volatile uint64_t *passes,
-		     const char *what)
+/* Waits up to 20 s for the reader's first pass, or for its end. */
+static void wait_for(struct reader *r, bool end, const char *what)
 {
 	for (int ms = 0; ms < 20000; ms++) {
-		if (flag ? *flag : *passes > 0)
+		if (end ? __atomic_load_n(&r->done, __ATOMIC_ACQUIRE) :
+			  __atomic_load_n(&r->passes, __ATOMIC_ACQUIRE) > 0)
 			return;
 		usleep(1000);
 	}
@@ -1320,11 +1334,11 @@ static void race_case(uint64_t gpa)
 		fd = get_fd(vm, SLOT_RACE, RACE_PAGES);
 		r.map = map_fd(fd, mbytes, 0, PROT_READ | PROT_WRITE);
 		CHECK(!pthread_create(&t, NULL, reader_run, &r), "pthread_create");
-		wait_for(NULL, &r.passes, "the reader's first pass");
+		wait_for(&r, false, "the reader's first pass");
 		usleep(random() % 3000);
 		vm_mem_region_delete(vm, SLOT_RACE);
 		exp.zaps++;
-		wait_for(&r.done, NULL, "the reader of a deleted slot's mapping: no SIGBUS");
+		wait_for(&r, true, "the reader of a deleted slot's mapping: no SIGBUS");
 		pthread_join(t, NULL);
 		CHECK(!r.bad, "round %d: the reader saw word %lu = %#lx, want %#lx",
 		      round, r.bad_word, r.bad_val, want[r.bad_word]);
