@@ -68,7 +68,8 @@
  *             the guest's first writes then cost less (untimed).
  *   -p        c, rust or both (default; with -m shared, all three paths),
  *             or shared (-m shared only).
- *   -r        the round: odd rounds start with C, even ones with Rust.
+ *   -r        the round: odd rounds start with C, even ones with Rust; with
+ *             three VMs, which goes first moves on with the round.
  *
  * The test slot (-s bytes, up to 4G) is at guest physical 4 GiB, identity
  * mapped with 2M guest pages (x86; 4K on arm64); dirty logging is on from
@@ -164,7 +165,7 @@ struct bvm {
 	double s[KINDS][MAX_SAMPLES];
 };
 
-static struct bvm vms[2];
+static struct bvm vms[3];	/* C, Rust, and with -m shared the shared bitmap */
 static int nr_vms;
 static char size_label[32];
 static uint64_t npages, words;
