@@ -46,10 +46,30 @@
  *             rep (-n).  The slot is created with logging off.  -W: no
  *             guest writes after logging on (log_on_us and wpall_us only;
  *             at 4G the writes take minutes per path here).
+ *   -m shared one dirty sync of the slot three ways, the VMs' syncs
+ *             alternating as for the other modes: the shared bitmap
+ *             (path=shared: KVM_CAP_DIRTY_SHARED_BITMAP, the VMM's exchange
+ *             scan of the mapped bitmap, then one KVM_WRITE_PROTECT_ALL_MEM),
+ *             the module's write-protect-all round (path=rust: GET without
+ *             write-protect, then KVM_WRITE_PROTECT_ALL_MEM) and KVM's
+ *             classic GET (path=c), with 0 %, 1 % or 100 % of the pages
+ *             dirty (-d): shared_sync_us, and the part that takes the bits
+ *             (the scan, or the Rust path's GET): shared_harvest_us.  Each
+ *             sync yields the same user-space bitmap, checked bit for bit.
+ *             After each shared sync, the scan's bytes per second
+ *             (shared_gbps src=map) against the same scan of anonymous
+ *             memory holding the same words (src=anon) and a plain read of
+ *             it (src=read): what the mapping costs, and how near the scan
+ *             is to the rate at which this machine reads memory at all.
+ *             Options as for wpall; -U: no untimed pass writing every page
+ *             first (the rounds' own pages only are mapped), where three
+ *             VMs' fully written slots would not fit in memory.
  *   -T        back the slot with THP and touch it all from the host first:
  *             the guest's first writes then cost less (untimed).
- *   -p        c, rust or both (default).
- *   -r        the round: odd rounds start with C, even ones with Rust.
+ *   -p        c, rust or both (default; with -m shared, all three paths),
+ *             or shared (-m shared only).
+ *   -r        the round: odd rounds start with C, even ones with Rust; with
+ *             three VMs, which goes first moves on with the round.
  *
  * The test slot (-s bytes, up to 4G) is at guest physical 4 GiB, identity
  * mapped with 2M guest pages (x86; 4K on arm64); dirty logging is on from
@@ -68,6 +88,7 @@
  * Uses the upstream KVM selftest library (libkvm) for the vCPUs and guests.
  */
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "kd_phase.h"
@@ -80,12 +101,26 @@
 #define GPA		(1ul << 32)
 #define PAGE		4096ul
 #define MAX_SAMPLES	4096
+#define KINDS		5	/* metrics sampled at once, per VM */
 #define BIND_VMS	"/sys/module/kvm_dirty/parameters/bind_vms"
 #define COUNTERS	"/sys/kernel/debug/kvm_dirty/"
 
-enum { GET, CLEAR, RESET };
-static const char *const counter[] = {
+enum { GET, CLEAR, RESET, WPALL, CALLS };
+static const char *const counter[CALLS] = {
 	COUNTERS "get_dirty_log", COUNTERS "clear_dirty_log", COUNTERS "ring_resets",
+	COUNTERS "wp_all_calls",
+};
+
+/*
+ * The shared bitmap's counters, which show that its VM's bitmap was the
+ * module's, that the mapping went through its fault handler, and that the
+ * bitmap was freed with the VM.
+ */
+enum { SBM_VMS, SBM_FDS, SBM_ALLOCS, SBM_FREES, SBM_FAULTS, SBM_COUNTERS };
+static const char *const sbm_counter[SBM_COUNTERS] = {
+	COUNTERS "shared_bitmap_vms", COUNTERS "shared_bitmap_fds",
+	COUNTERS "shared_bitmap_allocs", COUNTERS "shared_bitmap_frees",
+	COUNTERS "shared_bitmap_faults",
 };
 
 /* What the guest writes (or reads) on its next run; the host sets these. */
@@ -116,21 +151,26 @@ static void guest_code(void)
 struct bvm {
 	const char *path;
 	bool rust;
+	bool shared;		/* -m shared: the VMM scans the mapped bitmap */
 	struct kvm_vm *vm;
 	struct kvm_vcpu *vcpu;
 	uint64_t *bitmap;
 	struct kvm_dirty_gfn *ring;
 	uint32_t fetch;		/* next ring entry to harvest */
-	long calls[3];		/* GET, CLEAR, RESET calls: the module counts them */
-	int n[3];
-	double s[3][MAX_SAMPLES];
+	int map_fd;		/* the slot's KVM_GET_DIRTY_BITMAP_FD */
+	uint64_t *map;		/* its mapping: the live bitmap */
+	uint64_t map_size;
+	long calls[CALLS];	/* the ioctls the module counts */
+	int n[KINDS];
+	double s[KINDS][MAX_SAMPLES];
 };
 
-static struct bvm vms[2];
+static struct bvm vms[3];	/* C, Rust, and with -m shared the shared bitmap */
 static int nr_vms;
 static char size_label[32];
 static uint64_t npages, words;
 static bool pretouch, wp_all, log_on, no_write, read_pass, clear_full;
+static bool shared_mode, unmapped;
 static int round_nr = 1;
 static int profile_phase = -1;	/* KD_PROFILE_PHASE: next phase, or -1 */
 
@@ -217,6 +257,29 @@ static void set_bind_vms(int on)
 }
 
 /*
+ * The test slot's bitmap, mapped as a VMM maps it to take its words; the
+ * sizes are checked against what KVM_GET_DIRTY_LOG would copy.
+ */
+static void map_bitmap(struct bvm *v)
+{
+	struct kvm_dirty_bitmap_fd req = { .slot = SLOT };
+	uint64_t page = getpagesize();
+
+	v->map_fd = __vm_ioctl(v->vm, KVM_GET_DIRTY_BITMAP_FD, &req);
+	TEST_ASSERT(v->map_fd >= 0, "KVM_GET_DIRTY_BITMAP_FD: %d errno %d",
+		    v->map_fd, errno);
+	TEST_ASSERT(req.npages == npages &&
+		    req.mmap_size == (words * 8 + page - 1) / page * page,
+		    "KVM_GET_DIRTY_BITMAP_FD: %llu pages, %llu bytes to map; want %lu, %lu",
+		    req.npages, req.mmap_size, npages,
+		    (words * 8 + page - 1) / page * page);
+	v->map_size = req.mmap_size;
+	v->map = mmap(NULL, v->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      v->map_fd, 0);
+	TEST_ASSERT(v->map != MAP_FAILED, "mmap of the bitmap: errno %d", errno);
+}
+
+/*
  * A VM, its vCPU, and the test slot of `bytes` with dirty logging; the
  * binding is taken at creation, checked by the module's vms_bound counter.
  */
@@ -254,6 +317,15 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 		vm_enable_cap(v->vm, KVM_CAP_DIRTY_WP_ALL,
 			      KVM_DIRTY_WP_ALL_NO_HARVEST_WP);
 	}
+	/*
+	 * After write-protect-all with NO_HARVEST_WP, which it requires, and
+	 * before the test slot gets its dirty bitmap, which must be the
+	 * module's to be mapped.
+	 */
+	if (v->shared) {
+		TEST_REQUIRE(vm_check_cap(v->vm, KVM_CAP_DIRTY_SHARED_BITMAP) == 1);
+		vm_enable_cap(v->vm, KVM_CAP_DIRTY_SHARED_BITMAP, 0);
+	}
 	v->vcpu = vm_vcpu_add(v->vm, 0, guest_code);
 	vm_userspace_mem_region_add(v->vm, src, GPA, SLOT, npages,
 				    log_on ? 0 : KVM_MEM_LOG_DIRTY_PAGES);
@@ -280,6 +352,8 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 	TEST_ASSERT(v->bitmap, "out of memory");
 	if (ring_bytes)
 		v->ring = vcpu_map_dirty_ring(v->vcpu);
+	if (v->shared)
+		map_bitmap(v);
 }
 
 /*
@@ -314,12 +388,12 @@ static void guest_dirty(struct bvm *v, uint64_t first, uint64_t stride,
 }
 
 /*
- * The j-th VM to use in step i: C and Rust take turns going first, and
- * which starts alternates with the round (-r), for steps done once.
+ * The j-th VM to use in step i: the VMs take turns going first, and which
+ * starts moves on with the round (-r), for steps done once.
  */
 static struct bvm *turn(int i, int j)
 {
-	return &vms[nr_vms == 1 ? 0 : (i + j + round_nr + 1) % 2];
+	return &vms[(i + j + round_nr + 1) % nr_vms];
 }
 
 static uint64_t popcount(const uint64_t *bitmap)
@@ -368,7 +442,7 @@ static double time_clear(struct bvm *v, uint64_t first, uint32_t num)
 }
 
 /* Two clock reads back to back: a control, the same code on both sides. */
-static void bench_clock(void)
+static void bench_clock(const char *metric)
 {
 	for (int i = 0; i < 200; i++)
 		for (int j = 0; j < nr_vms; j++) {
@@ -376,7 +450,13 @@ static void bench_clock(void)
 
 			add(turn(i, j), 0, now_us() - t0);
 		}
-	result(0, "clock_us", "");
+	result(0, metric, "");
+}
+
+static void wp_all_mem(struct bvm *v)
+{
+	vm_ioctl(v->vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
+	v->calls[WPALL]++;
 }
 
 /*
@@ -389,7 +469,7 @@ static double time_round(struct bvm *v)
 
 	time_get(v);
 	if (wp_all && v->rust)
-		vm_ioctl(v->vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
+		wp_all_mem(v);
 	t1 = now_us();
 	return t1 - t0;
 }
@@ -413,7 +493,7 @@ static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps
 		TEST_ASSERT(pct == 0 || pct == 1 || pct == 100, "dirty %d%%: 0, 1 or 100", pct);
 		n = pct == 0 ? zero_calls : pct == 1 ? reps : full_reps;
 		if (pct == 0)
-			bench_clock();
+			bench_clock("clock_us");
 		for (int i = 0; i < n; i++)
 			for (int j = 0; j < nr_vms; j++) {
 				struct bvm *v = turn(i, j);
@@ -449,6 +529,185 @@ static void bench_get(const char *dirty, int zero_calls, int reps, int full_reps
 }
 
 /*
+ * -m shared: the VMM's scan of a bitmap as Documentation/shared-bitmap.rst
+ * gives it: a plain load first, so that clean words are only read, and an
+ * atomic exchange of a dirty word, so that a bit KVM sets meanwhile is
+ * taken by this scan or the next, never lost.  Every word goes to @out, so
+ * that the VMM holds what a GET would have copied out and the three paths
+ * end with the same bitmap.  Not inlined: the mapping and anonymous memory
+ * run the same instructions.
+ */
+static noinline void scan_words(uint64_t *src, uint64_t *out, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t w = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+
+		out[i] = w ? __atomic_exchange_n(&src[i], 0, __ATOMIC_SEQ_CST) : 0;
+	}
+}
+
+/*
+ * A plain read of @n words, the least any scan of them costs; the compiler
+ * may vectorize it, as it would any plain read.
+ */
+static noinline uint64_t read_words(const uint64_t *src, uint64_t n)
+{
+	uint64_t x = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		x ^= src[i];
+	return x;
+}
+
+/* read_words()'s result, stored so that its reads are not optimized out. */
+static uint64_t read_sink;
+
+/* Sets in @want the pages guest_dirty(v, first, stride, count) writes. */
+static void expect(uint64_t *want, uint64_t first, uint64_t stride,
+		   uint64_t count)
+{
+	uint64_t off = first;
+
+	memset(want, 0, words * 8);
+	for (uint64_t i = 0; i < count; i++) {
+		want[off / 64] |= 1ull << (off % 64);
+		off += stride;
+		if (off >= npages)
+			off -= npages;
+	}
+}
+
+/*
+ * -m shared: one dirty sync, leaving the pages to copy in v->bitmap; in
+ * @harvest the part that takes the bits (the scan, or the Rust path's GET
+ * without write-protect; the C path's GET takes and protects at once).
+ */
+static double time_sync(struct bvm *v, double *harvest)
+{
+	double t0 = now_us(), t1, t2;
+
+	if (v->shared)
+		scan_words(v->map, v->bitmap, words);
+	else
+		time_get(v);
+	t1 = now_us();
+	/*
+	 * After the scan, never before it: a page written after a
+	 * write-protect-all that a later scan takes could be written again,
+	 * unprotected and unreported, after the copy ("The protocol").
+	 */
+	if (v->rust)
+		wp_all_mem(v);
+	t2 = now_us();
+	*harvest = t1 - t0;
+	return t2 - t0;
+}
+
+/* The sync gave exactly the pages the guest wrote since the last one. */
+static void check_sync(struct bvm *v, const uint64_t *want, int pct)
+{
+	TEST_ASSERT(!memcmp(v->bitmap, want, words * 8),
+		    "%s sync at %d%%: %lu pages dirty, want %lu (or other pages)",
+		    v->path, pct, popcount(v->bitmap), popcount(want));
+}
+
+static bool have_samples(int k)
+{
+	for (int i = 0; i < nr_vms; i++)
+		if (vms[i].n[k])
+			return true;
+	return false;
+}
+
+/*
+ * -m shared: syncs of the shared bitmap, the Rust path's write-protect-all
+ * round and the C path's classic GET, alternating, at each dirty share;
+ * after each sync of the shared bitmap, its scan's rate against the same
+ * scan and a plain read of anonymous memory holding the same words.
+ */
+static void bench_shared(const char *dirty, int zero_calls, int reps,
+			 int full_reps)
+{
+	uint64_t bytes = words * 8, *want = calloc(words, 8), *out = calloc(words, 8);
+	uint64_t *anon = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *list = strdup(dirty), *tok, *save, tags[64];
+	double harvest;
+
+	TEST_ASSERT(want && out && list && anon != MAP_FAILED, "out of memory");
+	/* Faulted in now, so that no timed read of it takes a page fault. */
+	memset(anon, 0, bytes);
+	/*
+	 * Untimed: every page written and synced once (but with -U), so that
+	 * each round's write-protect-all finds the slot mapped as a running
+	 * guest's is; and the mapping's pages faulted in by a first scan, as
+	 * a VMM's are after its first sync.
+	 */
+	expect(want, 0, 1, unmapped ? 0 : npages);
+	for (int j = 0; j < nr_vms; j++) {
+		if (!unmapped)
+			guest_dirty(&vms[j], 0, 1, npages);
+		time_sync(&vms[j], &harvest);
+		check_sync(&vms[j], want, unmapped ? 0 : 100);
+	}
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int pct = atoi(tok), n;
+		uint64_t stride = pct ? 100 / pct : 0, count = pct ? npages / stride : 0;
+
+		TEST_ASSERT(pct == 0 || pct == 1 || pct == 100, "dirty %d%%: 0, 1 or 100", pct);
+		n = pct == 0 ? zero_calls : pct == 1 ? reps : full_reps;
+		expect(want, 0, stride, count);
+		if (pct == 0)
+			bench_clock("shared_clock_us");
+		for (int i = 0; i < n; i++)
+			for (int j = 0; j < nr_vms; j++) {
+				struct bvm *v = turn(i, j);
+				double t0;
+
+				/* The words the mapping's scan will find. */
+				if (v->shared)
+					memcpy(anon, want, bytes);
+				if (pct)
+					guest_dirty(v, 0, stride, count);
+				add(v, 0, time_sync(v, &harvest));
+				check_sync(v, want, pct);
+				if (!v->rust)
+					continue;
+				add(v, 1, harvest);
+				if (!v->shared)
+					continue;
+				TEST_ASSERT(harvest > 0, "a scan in no time");
+				add(v, 2, bytes / harvest / 1e3);
+				t0 = now_us();
+				scan_words(anon, out, words);
+				add(v, 3, bytes / (now_us() - t0) / 1e3);
+				TEST_ASSERT(!memcmp(out, want, bytes),
+					    "scan of anonymous memory: %lu pages, want %lu",
+					    popcount(out), popcount(want));
+				t0 = now_us();
+				WRITE_ONCE(read_sink, read_words(anon, words));
+				add(v, 4, bytes / (now_us() - t0) / 1e3);
+			}
+		snprintf(tags, sizeof(tags), "dirty=%d", pct);
+		result(0, "shared_sync_us", tags);
+		if (have_samples(1))
+			result(1, "shared_harvest_us", tags);
+		if (!have_samples(2))
+			continue;
+		snprintf(tags, sizeof(tags), "dirty=%d src=map", pct);
+		result(2, "shared_gbps", tags);
+		snprintf(tags, sizeof(tags), "dirty=%d src=anon", pct);
+		result(3, "shared_gbps", tags);
+		snprintf(tags, sizeof(tags), "dirty=%d src=read", pct);
+		result(4, "shared_gbps", tags);
+	}
+	munmap(anon, bytes);
+	free(want);
+	free(out);
+	free(list);
+}
+
+/*
  * -m logon: dirty logging turned on for a slot the guest has fully mapped,
  * then the guest's writes of every page, and on the Rust VM a WP-all of all
  * of it; logging off and every page rewritten (untimed) between reps.
@@ -471,7 +730,7 @@ static void bench_logon(int reps)
 			}
 			if (v->rust) {
 				t0 = now_us();
-				vm_ioctl(v->vm, KVM_WRITE_PROTECT_ALL_MEM, NULL);
+				wp_all_mem(v);
 				add(v, 2, now_us() - t0);
 			}
 			time_get(v);
@@ -612,16 +871,42 @@ static void bench_ring(uint32_t entries, uint64_t stride, int reps)
 	result(1, "ring_reset_eps", tags);
 }
 
+/*
+ * -m shared, after every VM was freed: each shared bitmap VM enabled the
+ * capability, got one descriptor and one bitmap (its test slot's: slot 0
+ * has no dirty logging), which the VM's end freed; every page mapped was
+ * mapped by the module's fault handler (once, but counting each fault
+ * would make the check depend on how the kernel keeps the mapping).
+ */
+static void check_shared_counters(const long *before, uint64_t map_pages)
+{
+	long moved[SBM_COUNTERS], nr = 0;
+
+	for (int i = 0; i < nr_vms; i++)
+		nr += vms[i].shared;
+	for (int i = 0; i < SBM_COUNTERS; i++)
+		moved[i] = read_long(sbm_counter[i]) - before[i];
+	TEST_ASSERT(moved[SBM_VMS] == nr && moved[SBM_FDS] == nr &&
+		    moved[SBM_ALLOCS] == nr && moved[SBM_FREES] == nr,
+		    "shared bitmaps: %ld VMs, %ld descriptors, %ld allocated, %ld freed; want %ld each",
+		    moved[SBM_VMS], moved[SBM_FDS], moved[SBM_ALLOCS],
+		    moved[SBM_FREES], nr);
+	TEST_ASSERT(moved[SBM_FAULTS] >= (long)map_pages,
+		    "shared bitmaps: %ld pages mapped by the fault handler, %lu scanned",
+		    moved[SBM_FAULTS], map_pages);
+}
+
 static void help(const char *name)
 {
 	fprintf(stderr,
-		"%s [-p c|rust|both] [-r round] -m get|clear|ring|wpall|logon -s SIZE [-T] [options]\n"
+		"%s [-p c|rust|both|shared] [-r round] -m get|clear|ring|wpall|logon|shared -s SIZE [-T] [options]\n"
 		"  get:   -d 0,1,100 (dirty %%)  -z calls at 0%%  -n reps at 1%%  -N reps at 100%%\n"
 		"  clear: -P pages written (multiple of 64)  -n passes;\n"
 		"         -F instead: every page written, one CLEAR of the slot, -N reps\n"
 		"  ring:  -e ring entries  -S page stride  -n reps\n"
 		"  wpall: as get; -R the guest reads every page before its writes\n"
-		"  logon: -n reps  -W no guest writes after logging on\n", name);
+		"  logon: -n reps  -W no guest writes after logging on\n"
+		"  shared: as get; -U no untimed write of every page first\n", name);
 	exit(KSFT_FAIL);
 }
 
@@ -631,10 +916,12 @@ int main(int argc, char *argv[])
 	uint64_t bytes = 0, stride = 1, populate = 4096;
 	int reps = 10, full_reps = 1, zero_calls = 20, opt, i;
 	uint32_t entries = 4096;
-	long before[3], rust_calls[3] = { 0 };
+	long before[CALLS], rust_calls[CALLS] = { 0 };
+	long sbm_before[SBM_COUNTERS];
+	uint64_t map_pages = 0;
 	const char *phase_env = getenv("KD_PROFILE_PHASE");
 
-	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:FTWRr:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:m:s:d:z:n:N:P:e:S:FTWRUr:")) != -1) {
 		switch (opt) {
 		case 'p':
 			paths = optarg;
@@ -678,6 +965,9 @@ int main(int argc, char *argv[])
 		case 'R':
 			read_pass = true;
 			break;
+		case 'U':
+			unmapped = true;
+			break;
 		case 'r':
 			round_nr = atoi_positive("-r", optarg);
 			break;
@@ -690,12 +980,18 @@ int main(int argc, char *argv[])
 	if (phase_env)
 		profile_phase = atoi(phase_env);
 	TEST_ASSERT(!read_pass || !strcmp(mode, "wpall"), "-R: with -m wpall only");
-	if (strcmp(paths, "rust"))
-		vms[nr_vms++] = (struct bvm){ .path = "c" };
-	if (strcmp(paths, "c"))
-		vms[nr_vms++] = (struct bvm){ .path = "rust", .rust = true };
+	shared_mode = !strcmp(mode, "shared");
+	TEST_ASSERT(!unmapped || shared_mode, "-U: with -m shared only");
 	TEST_ASSERT(!strcmp(paths, "c") || !strcmp(paths, "rust") ||
-		    !strcmp(paths, "both"), "-p: c, rust or both");
+		    !strcmp(paths, "both") || (shared_mode && !strcmp(paths, "shared")),
+		    "-p: c, rust or both, or shared with -m shared");
+	if (!strcmp(paths, "c") || !strcmp(paths, "both"))
+		vms[nr_vms++] = (struct bvm){ .path = "c" };
+	if (!strcmp(paths, "rust") || !strcmp(paths, "both"))
+		vms[nr_vms++] = (struct bvm){ .path = "rust", .rust = true };
+	if (shared_mode && (!strcmp(paths, "shared") || !strcmp(paths, "both")))
+		vms[nr_vms++] = (struct bvm){ .path = "shared", .rust = true,
+					      .shared = true };
 	TEST_ASSERT(bytes % (2ul << 20) == 0 && bytes <= (4ul << 30),
 		    "-s: a multiple of 2M, at most 4G");
 	npages = bytes / PAGE;
@@ -717,6 +1013,12 @@ int main(int argc, char *argv[])
 		wp_all = true;
 		for (i = 0; i < nr_vms; i++)
 			create_vm(&vms[i], bytes, 0, 0);
+	} else if (shared_mode) {
+		wp_all = true;
+		for (i = 0; i < SBM_COUNTERS; i++)
+			sbm_before[i] = read_long(sbm_counter[i]);
+		for (i = 0; i < nr_vms; i++)
+			create_vm(&vms[i], bytes, 0, 0);
 	} else if (!strcmp(mode, "logon")) {
 		wp_all = log_on = true;
 		for (i = 0; i < nr_vms; i++)
@@ -733,9 +1035,11 @@ int main(int argc, char *argv[])
 		help(argv[0]);
 	}
 
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < CALLS; i++)
 		before[i] = read_long(counter[i]);
-	if (log_on)
+	if (shared_mode)
+		bench_shared(dirty, zero_calls, reps, full_reps);
+	else if (log_on)
 		bench_logon(reps);
 	else if (!strcmp(mode, "get") || wp_all)
 		bench_get(dirty, zero_calls, reps, full_reps);
@@ -745,15 +1049,28 @@ int main(int argc, char *argv[])
 		bench_clear(populate, reps);
 	else
 		bench_ring(entries, stride, reps);
-	/* Every call of the Rust VM, and none of the C VM's, reached Rust. */
+	/*
+	 * Every call of the Rust VMs, and none of the C VM's, reached Rust;
+	 * the shared bitmap's VM made no GET, so its syncs took no ioctl but
+	 * the write-protect-all.
+	 */
 	for (i = 0; i < nr_vms; i++)
-		if (vms[i].rust)
-			memcpy(rust_calls, vms[i].calls, sizeof(rust_calls));
-	for (i = 0; i < 3; i++)
+		for (int k = 0; k < CALLS; k++)
+			if (vms[i].rust)
+				rust_calls[k] += vms[i].calls[k];
+	for (i = 0; i < CALLS; i++)
 		TEST_ASSERT(read_long(counter[i]) - before[i] == rust_calls[i],
-			    "%s moved by %ld, the Rust VM made %ld such calls",
+			    "%s moved by %ld, the Rust VMs made %ld such calls",
 			    counter[i], read_long(counter[i]) - before[i], rust_calls[i]);
-	for (i = 0; i < nr_vms; i++)
+	for (i = 0; i < nr_vms; i++) {
+		if (vms[i].shared) {
+			map_pages += vms[i].map_size / getpagesize();
+			TEST_ASSERT(!munmap(vms[i].map, vms[i].map_size) &&
+				    !close(vms[i].map_fd), "unmapping the bitmap");
+		}
 		kvm_vm_free(vms[i].vm);
+	}
+	if (shared_mode)
+		check_shared_counters(sbm_before, map_pages);
 	return 0;
 }

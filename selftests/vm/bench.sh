@@ -11,7 +11,7 @@
 # Output: RESULT lines (see selftests/dirty_bench.c) with round= and path=,
 # read by tools/bench/report.py.
 #
-# CLASS: info | get | clear | ring | perf | wpall | logon | migrate.  SET: full (default) or quick (a
+# CLASS: info | get | clear | ring | perf | wpall | logon | shared | migrate.  SET: full (default) or quick (a
 # smoke test of the whole chain in a minute or two).  Or bench.sh migrate1
 # MODE PATH ROUND: one migration of the migrate class.
 . /tests/lib.sh
@@ -216,6 +216,29 @@ logon_all() {
 		fail "no log enable served by WP-all"
 }
 
+# The dirty bitmap shared with user space (Documentation/shared-bitmap.rst):
+# one dirty sync of the slot three ways, alternating in one process: the
+# VMM's exchange scan of the mapped bitmap and KVM_WRITE_PROTECT_ALL_MEM
+# (path=shared), the Rust path's GET without write-protect and
+# KVM_WRITE_PROTECT_ALL_MEM (path=rust), KVM's classic GET (path=c); and
+# the scan's bytes per second against anonymous memory.  Each process
+# first writes every page and syncs once, untimed (wpall's state: the slot
+# mapped), which at 1G costs every VM a nested fault per page: 1G runs
+# all its dirty shares in one process per round, with the pages
+# pre-allocated (-T).  100 % dirty at 64M and 1G only, as for wpall.  4G
+# without that first write (-U): three written 4G slots do not fit the
+# bench VM's 6G; only the 1 % rounds' pages are mapped there.
+shared_all() {
+	snap shared
+	db $((rounds + 2)) -m shared -s 64M -d 0,1,100 -n 5 -N 2 -T
+	if [ "$set" != quick ]; then
+		db "$rounds" -m shared -s 1G -d 0,1,100 -n 3 -N 1 -T
+		db $((rounds + 2)) -m shared -s 4G -d 0,1 -n 3 -U
+	fi
+	[ "$(delta shared shared_bitmap_vms)" -gt 0 ] ||
+		fail "no VM enabled the shared bitmap"
+}
+
 # A live migration of the patched QEMU (selftests/vm/migrate.sh) per mode
 # and path: KVM's C path and the Rust path in the bitmap (manual protect +
 # CLEAR), classic (GET protects) and ring modes, and the Rust path's
@@ -270,6 +293,7 @@ ring) ring_all ;;
 perf) perf_all ;;
 wpall) wpall_all ;;
 logon) logon_all ;;
+shared) shared_all ;;
 migrate) migrate_all ;;
 *) fail "unknown class $class" ;;
 esac

@@ -20,9 +20,17 @@ round; value = that run's median) and writes, in --out:
   migration.csv        per migration mode and path: the medians of
                        bench.sh migrate's figures (also in results.md,
                        with Rust/C ratios)
+  shared.csv           the shared class (metrics shared_*), per slot size
+                       and dirty share: the sync of the shared bitmap
+                       against the Rust path's GET + write-protect-all and
+                       against the C path's classic GET, paired ratios;
+                       the scan's GB/s against anonymous memory's (also in
+                       results.md, and its ratios in results.rst)
 
 Ratios are "Rust/C time": above 1 means Rust is slower.  For throughputs
-(*_eps) that is C/Rust.
+(*_eps) that is C/Rust.  The shared class's are "shared/b" and "shared/c":
+the shared bitmap's sync time over the other path's, below 1 the shared
+bitmap faster.
 """
 import argparse
 import csv
@@ -176,7 +184,7 @@ def write_md(path, summary, info, wall, rounds, alone=()):
                 "sample (fastest call), less sensitive to interference from other load.  "
                 "Spread: (max - min) / median over the rounds.\n\n")
         if not summary:
-            f.write("(no Rust/C case but the live migrations below)\n")
+            f.write("(no Rust/C case here; other tables below, if any)\n")
             return
         f.write("| metric | case | size | C median | Rust median | Rust/C | per-round | paired | best | "
                 "C spread | Rust spread | n |\n|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
@@ -278,8 +286,9 @@ def summary_rows(summary, mig):
     return rows
 
 
-def write_rst(path, summary, mig, info, wall, commit, flavour):
-    """The summary table of Documentation/bench.rst, as rst."""
+def write_rst(path, summary, mig, info, wall, commit, flavour, sh=()):
+    """The summary table of Documentation/bench.rst, as rst.  The shared
+    class's rows are time ratios of the shared bitmap to the path named."""
     kv = dict(f.split("=", 1) for i in info for f in i.split() if "=" in f)
     arch = kv.get("arch", "?")
     if arch == "x86_64":
@@ -287,7 +296,8 @@ def write_rst(path, summary, mig, info, wall, commit, flavour):
             "x86_64, shadow MMU (npt=0)"
     else:
         where = f"{arch}, stage 2"
-    rows = [("case", "sizes", "paired Rust/C")] + summary_rows(summary, mig)
+    rows = [("case", "sizes", "paired Rust/C")] + summary_rows(summary, mig) + \
+        shared_summary_rows(sh)
     w = [max(len(r[i]) for r in rows) for i in range(3)]
     rule = "  ".join("=" * n for n in w)
     with open(path, "w") as f:
@@ -550,6 +560,138 @@ def plot(path, rows, arm64=False):
     fig.savefig(os.path.join(os.path.dirname(path), "wp_all.png"), dpi=90)
 
 
+def shared(rows):
+    """The shared class (selftests/dirty_bench -m shared): per slot size and
+    dirty share, each path's sync (shared_sync_us; shared: the VMM's scan of
+    the mapped bitmap and a write-protect-all, rust: GET without
+    write-protect and a write-protect-all, c: classic GET), medians over the
+    rounds, and the paired ratios shared/rust and shared/c: per round the
+    values of one process whose syncs alternate, their median and range.
+    The same for the part that takes the bits (shared_harvest_us: the scan
+    against the Rust path's GET).  And the scan's GB/s (shared_gbps
+    src=map) against the same scan of anonymous memory (src=anon) and a
+    plain read of it (src=read), with the paired fractions map/read and
+    map/anon."""
+    by = {}
+    for r in rows:
+        tags = " ".join(f for f in r["tags"].split() if not f.startswith("src="))
+        src = re.search(r"src=(\w+)", r["tags"])
+        path = src.group(1) if src else r["path"]
+        by.setdefault((r["size"], tags), {}).setdefault(r["metric"], {}) \
+            .setdefault(path, {})[r["round"]] = r["value"]
+
+    def med(vals):
+        return statistics.median(vals.values()) if vals else float("nan")
+
+    def paired(a, b):
+        p = [a[k] / b[k] for k in a if k in b and b[k]]
+        if not p:
+            return float("nan"), float("nan"), float("nan")
+        return statistics.median(p), min(p), max(p)
+
+    out = []
+    for (size, tags), m in by.items():
+        clock = by.get((size, ""), {}).get("shared_clock_us", {})
+        sync, harvest, rate = (m.get(k, {}) for k in
+                               ("shared_sync_us", "shared_harvest_us", "shared_gbps"))
+        if not sync:
+            continue
+        row = {"size": size, "dirty": pct(tags),
+               "rounds": max(len(v) for v in sync.values())}
+        for p in ("shared", "rust", "c"):
+            row[f"{p}_us"] = med(sync.get(p, {}))
+        row["scan_us"] = med(harvest.get("shared", {}))
+        row["get_us"] = med(harvest.get("rust", {}))
+        for key, a, b in (("vs_rust", sync.get("shared", {}), sync.get("rust", {})),
+                          ("vs_c", sync.get("shared", {}), sync.get("c", {})),
+                          ("scan_vs_get", harvest.get("shared", {}), harvest.get("rust", {})),
+                          ("map_vs_read", rate.get("map", {}), rate.get("read", {})),
+                          ("map_vs_anon", rate.get("map", {}), rate.get("anon", {}))):
+            row[key], row[key + "_min"], row[key + "_max"] = paired(a, b)
+        for src in ("map", "anon", "read"):
+            row[f"{src}_gbps"] = med(rate.get(src, {}))
+        # Two clock reads (the control): what every timed interval includes.
+        row["clock_us"] = statistics.median(
+            [v for p in clock.values() for v in p.values()]) if clock else float("nan")
+        out.append(row)
+    return sorted(out, key=lambda r: (size_mib(r["size"]), int(r["dirty"])
+                                      if r["dirty"].isdigit() else 0))
+
+
+SHARED_FIELDS = ["size", "dirty", "shared_us", "rust_us", "c_us", "vs_rust", "vs_rust_min",
+                 "vs_rust_max", "vs_c", "vs_c_min", "vs_c_max", "scan_us", "get_us",
+                 "scan_vs_get", "scan_vs_get_min", "scan_vs_get_max", "map_gbps", "anon_gbps",
+                 "read_gbps", "map_vs_read", "map_vs_read_min", "map_vs_read_max",
+                 "map_vs_anon", "map_vs_anon_min", "map_vs_anon_max", "clock_us", "rounds"]
+
+
+def _num(v, digits=3):
+    if v != v:
+        return "-"
+    return f"{v:,.0f}" if v >= 1000 else f"{v:.{digits}g}"
+
+
+def _ratio(s, key):
+    if s[key] != s[key]:
+        return "-"
+    return f"{fmt_ratio(s[key])} ({fmt_ratio(s[key + '_min'])}-{fmt_ratio(s[key + '_max'])})"
+
+
+def write_shared_md(path, sh):
+    with open(path, "a") as f:
+        f.write("\n## The shared bitmap against GET\n\n"
+                "One dirty sync of the slot (selftests/dirty_bench -m shared), three VMs "
+                "alternating in one process: **shared**, the VMM's exchange scan of the "
+                "mapped bitmap then KVM_WRITE_PROTECT_ALL_MEM; **b**, the Rust path's GET "
+                "without write-protect then KVM_WRITE_PROTECT_ALL_MEM; **c**, KVM's classic "
+                "GET.  Each ends with the same bitmap in user space.  Medians over the "
+                "rounds, us; ratios are time ratios, below 1 the shared bitmap faster, "
+                "paired per round (median, and range over the rounds).  Scan and GET: the "
+                "part of shared and b that takes the bits.\n\n"
+                "| size | dirty % | shared, us | b, us | c, us | shared/b | shared/c | "
+                "scan, us | GET (b), us | scan/GET | n |\n"
+                "|---|---:|---:|---:|---:|---|---|---:|---:|---|---:|\n")
+        for s in sh:
+            f.write(f"| {s['size']} | {s['dirty']} | {_num(s['shared_us'])} | "
+                    f"{_num(s['rust_us'])} | {_num(s['c_us'])} | {_ratio(s, 'vs_rust')} | "
+                    f"{_ratio(s, 'vs_c')} | {_num(s['scan_us'])} | {_num(s['get_us'])} | "
+                    f"{_ratio(s, 'scan_vs_get')} | {s['rounds']} |\n")
+        f.write("\nThe scan's rate, GB/s of bitmap (medians over the rounds): the mapping "
+                "(map), the same scan of anonymous memory holding the same words (anon), a "
+                "plain read of that memory (read, the most any scan could do here); map/read "
+                "and map/anon paired per round.  Clock: two clock reads back to back, us, "
+                "which every timed scan includes.\n\n"
+                "| size | dirty % | map | anon | read | map/read | map/anon | clock, us | n |\n"
+                "|---|---:|---:|---:|---:|---|---|---:|---:|\n")
+        for s in sh:
+            if s["map_gbps"] != s["map_gbps"]:
+                continue
+            f.write(f"| {s['size']} | {s['dirty']} | {_num(s['map_gbps'])} | "
+                    f"{_num(s['anon_gbps'])} | {_num(s['read_gbps'])} | "
+                    f"{_ratio(s, 'map_vs_read')} | {_ratio(s, 'map_vs_anon')} | "
+                    f"{_num(s['clock_us'])} | {s['rounds']} |\n")
+
+
+def shared_summary_rows(sh):
+    """results.rst's rows for the shared class: per dirty share, the range
+    over the sizes of the paired shared/b and shared/c ratios."""
+    rows = []
+    for key, against in (("vs_rust", "Rust GET + WP-all"), ("vs_c", "classic GET")):
+        for dirty in ("0", "1", "100"):
+            cases = [s for s in sh if s["dirty"] == dirty and s[key] == s[key]]
+            if not cases:
+                continue
+            names = []
+            for c in cases:
+                if c["size"] not in names:
+                    names.append(c["size"])
+            lo, hi = min(c[key] for c in cases), max(c[key] for c in cases)
+            ratio = f"{fmt_ratio(lo)}" if lo == hi else f"{fmt_ratio(lo)}-{fmt_ratio(hi)}"
+            rows.append((f"shared bitmap sync / {against}, {dirty} % dirty",
+                         sizes_label(names), ratio))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--console", required=True)
@@ -566,7 +708,9 @@ def main():
     write_csv(os.path.join(a.out, "raw.csv"), rows,
               ["metric", "size", "tags", "path", "round", "value", "n", "min", "max"])
     mig = migration([r for r in rows if r["metric"].startswith("mig_")])
-    rows = [r for r in rows if not r["metric"].startswith("mig_")]
+    # The shared class has three paths, not C and Rust: tabled apart.
+    sh = shared([r for r in rows if r["metric"].startswith("shared_")])
+    rows = [r for r in rows if not r["metric"].startswith(("mig_", "shared_"))]
     if mig:
         write_csv(os.path.join(a.out, "migration.csv"), mig,
                   ["mode", "path", "guest"] + [m for m, _ in MIG_COLS] +
@@ -576,11 +720,15 @@ def main():
               ["metric", "tags", "size", "c_median", "rust_median", "ratio", "ratio_paired", "ratio_best", "ratio_min",
                "ratio_max", "c_spread_pct", "rust_spread_pct", "rounds"])
     rounds = max((r["round"] for r in rows), default=0)
+    rounds = max([rounds] + [s["rounds"] for s in sh])
     write_md(os.path.join(a.out, "results.md"), summary, info, a.wall, rounds, rust_only(rows))
     if mig:
         write_migration_md(os.path.join(a.out, "results.md"), mig)
+    if sh:
+        write_csv(os.path.join(a.out, "shared.csv"), sh, SHARED_FIELDS)
+        write_shared_md(os.path.join(a.out, "results.md"), sh)
     write_rst(os.path.join(a.out, "results.rst"), summary, mig, info, a.wall,
-              a.commit, a.flavour)
+              a.commit, a.flavour, sh)
     if rows:
         plot(os.path.join(a.out, "latency_vs_size.png"), rows,
              arm64=any("arch=aarch64" in i for i in info))
