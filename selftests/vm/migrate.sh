@@ -16,7 +16,11 @@
 # KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP), all three with dirty-wp-all=off;
 # wpall (dirty-wp-all=on: one KVM_WRITE_PROTECT_ALL_MEM per sync); default
 # (no option: dirty-wp-all=auto, write-protect-all on the Rust path,
-# bitmap on the C path, whose VM does not offer it).  wpall-skip, a test of
+# bitmap on the C path, whose VM does not offer it); shared
+# (dirty-wp-all=on,dirty-shared-bitmap=on: each logged memslot's dirty
+# bitmap mapped into QEMU, each sync a scan of the mappings and one
+# KVM_WRITE_PROTECT_ALL_MEM, no KVM_GET_DIRTY_LOG; tools/qemu/0010, rust
+# only: the C path offers neither).  wpall-skip, a test of
 # this test: harvests without write-protect and never write-protects
 # (tools/qemu/0006), which loses writes; passes (exit 0) when both checks
 # see the loss, exits 3 when the migration lost nothing.
@@ -64,9 +68,13 @@ bitmap) accel=kvm,dirty-wp-all=off ;;
 classic) accel=kvm,dirty-wp-all=off,dirty-log-manual-protect=off ;;
 ring) accel=kvm,dirty-wp-all=off,dirty-ring-size=4096 ;;
 wpall) accel=kvm,dirty-wp-all=on ;;
+shared)
+	accel=kvm,dirty-wp-all=on,dirty-shared-bitmap=on
+	[ "$path" = rust ] || fail "MODE shared: PATH rust only (KVM's C path has no shared bitmap)"
+	;;
 default) accel=kvm ;;
 wpall-skip) accel=kvm,dirty-wp-all=on,x-dirty-wp-all-skip=on expect_loss=1 ;;
-*) fail "MODE: bitmap, classic, ring, wpall, default or wpall-skip" ;;
+*) fail "MODE: bitmap, classic, ring, wpall, shared, default or wpall-skip" ;;
 esac
 case $vcpus in 1 | 2 | 3 | 4) ;; *) fail "-v: 1 to 4 vCPUs" ;; esac
 case $transport in exec | tcp) ;; *) fail "-T: exec or tcp" ;; esac
@@ -453,9 +461,29 @@ if [ "$path" = rust ]; then
 		want_eq "write-protect-alls, one per sync" \
 			"$(delta before wp_all_calls)" "$syncs"
 		;;
+	shared)
+		# The syncs scanned the mappings: no GET, no CLEAR, one
+		# write-protect-all each; both QEMUs enabled the capability,
+		# the source mapped its logged slots' bitmaps and touched
+		# their pages, and no access found a retired mapping.
+		want_eq "GET_DIRTY_LOG served (bitmaps mapped instead)" \
+			"$(delta before get_dirty_log)" 0
+		want_eq "CLEAR_DIRTY_LOG served" "$(delta before clear_dirty_log)" 0
+		want_eq "write-protect-alls, one per sync" \
+			"$(delta before wp_all_calls)" "$syncs"
+		want_eq "VMs with the shared bitmap (source and destination)" \
+			"$(delta before shared_bitmap_vms)" 2
+		want_gt "shared bitmaps allocated" "$(delta before shared_bitmap_allocs)" 0
+		want_gt "bitmap descriptors handed out" "$(delta before shared_bitmap_fds)" 0
+		want_gt "bitmaps mapped" "$(delta before shared_bitmap_maps)" 0
+		want_gt "bitmap pages mapped by faults (the scans)" \
+			"$(delta before shared_bitmap_faults)" 0
+		want_eq "mappings refused" "$(delta before shared_bitmap_map_refused)" 0
+		want_eq "faults refused (SIGBUS)" "$(delta before shared_bitmap_sigbus)" 0
+		;;
 	esac
 	case $mode in
-	wpall | default) ;;
+	wpall | default | shared) ;;
 	*)
 		want_eq "write-protect-alls (dirty-wp-all=off)" \
 			"$(delta before wp_all_calls)" 0
@@ -465,6 +493,34 @@ elif [ "$path" = c ]; then
 	want_eq "GET_DIRTY_LOG served by the module" "$(delta before get_dirty_log)" 0
 	want_eq "ring resets served by the module" "$(delta before ring_resets)" 0
 	want_eq "write-protect-alls by the module" "$(delta before wp_all_calls)" 0
+fi
+if [ "$mode" = shared ]; then
+	# The source resumed (the migration is over, the destination runs
+	# its own copy): QEMU stops the dirty logging it postponed while the
+	# source was stopped, which retires every logged slot's bitmap; QEMU
+	# drains each with read(2), unmaps it and closes its file, and the
+	# module frees it once both the slot and the file have let go.
+	mon_src cont
+	t=0
+	until [ "$(delta before shared_bitmap_frees)" -ge "$(delta before shared_bitmap_allocs)" ]; do
+		kill -0 $src 2>/dev/null || die "source QEMU died after it resumed"
+		[ $t -lt 30 ] || break
+		sleep 1
+		t=$((t + 1))
+	done
+	# tools/qemu/0010's errors name the bitmap or its ioctl.
+	grep -qi -e 'dirty bitmap' -e 'DIRTY_BITMAP_FD' $w/src.out &&
+		die "the source reported a shared bitmap error:" \
+			"$(grep -i -e 'dirty bitmap' -e 'DIRTY_BITMAP_FD' $w/src.out | head -1)"
+	want_eq "bitmaps retired (dirty logging stopped), as allocated" \
+		"$(delta before shared_bitmap_retired)" "$(delta before shared_bitmap_allocs)"
+	want_eq "files zapped at retirement, one per descriptor" \
+		"$(delta before shared_bitmap_zaps)" "$(delta before shared_bitmap_fds)"
+	want_gt "words drained with read(2)" "$(delta before shared_bitmap_read_words)" 0
+	want_eq "bitmaps freed (QEMU unmapped and closed them), as allocated" \
+		"$(delta before shared_bitmap_frees)" "$(delta before shared_bitmap_allocs)"
+	want_eq "faults refused (SIGBUS)" "$(delta before shared_bitmap_sigbus)" 0
+	want_eq "GET_DIRTY_LOG served" "$(delta before get_dirty_log)" 0
 fi
 mon_src quit
 mon_dst quit
