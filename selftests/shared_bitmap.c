@@ -549,7 +549,7 @@ static void enable_errors(void)
 /* KVM_GET_DIRTY_BITMAP_FD's table on a VM with the capability. */
 static void fd_errors(void)
 {
-	uint64_t pages = 200, ro_gpa = 1ul << 20;
+	uint64_t pages = 200, ro_gpa = 4ul << 20;
 	int nr_as, nr_slots, fd, fd2, lowest;
 	struct kvm_vm *v = vm_create_barebones();
 	struct rlimit old, lim;
