@@ -4,11 +4,8 @@
 # write-protect and never write-protects (tools/qemu/0006): after its
 # first write fault a page stays writable, and its later writes are never
 # logged.  The memories compared at switchover must differ in the test
-# pages and the destination guest must find a stale page.  migrate.sh
-# sends it at 16 MiB/s: at 1G the copy ended within the guest's first
-# sweep after logging started (each write fault an exit to L1), so pages
-# were copied before they were rewritten, and the loss was often a page or
-# none.
+# pages and the destination guest must find a stale page (migrate.sh
+# sends it at 16 MiB/s; why, there).
 . /tests/lib.sh
 /tests/migrate.sh wpall-skip rust
 case $? in
