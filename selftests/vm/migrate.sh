@@ -226,7 +226,17 @@ echo "source guest running: $vcpus vCPU(s), ${mib} MiB, target rate $rate pages/
 	"$rate_before pages/s over $((t1 - t0)) ms; $(guest_sweeps src 3) sweeps"
 
 [ "$path" = none ] || snap before
-mon_src "migrate_set_parameter max-bandwidth 1G"
+# A QEMU that never write-protects (wpall-skip) loses only the writes to a
+# page made after its one logged write fault and after its last copy.
+# Every write fault is an exit to L1 here, so the guest's first sweep after
+# logging starts takes about as long as a migration at 1G: most pages are
+# written once before they are copied, and the loss is a page or none
+# (seen: only the status page, which the guest does not check).  At 16M
+# the copy takes seconds after that sweep, and the guest rewrites every
+# page many times over, unlogged.
+bw=1G
+[ -z "$expect_loss" ] || bw=16M
+mon_src "migrate_set_parameter max-bandwidth $bw"
 # Pre-copy rounds first: with a 1 ms downtime limit QEMU does not stop the
 # guest while it dirties pages, so each round's dirty sync (harvest,
 # write-protect, copy) is exercised; after KD_MIN_SYNCS dirty syncs (default
@@ -392,19 +402,23 @@ compare() {
 # The status page and the region, 64 MiB at a time (/tmp is in RAM).
 differ=$(compare $STATUS 4096)
 case $differ in '' | *[!0-9]*) die "the compare of the status page failed: $differ" ;; esac
-off=0
+[ "$differ" = 0 ] || echo "  $differ bytes differ in the status page"
+off=0 region_differ=0
 while [ $off -lt $size ]; do
 	n=$(compare $((REGION + off)) $chunk)
 	case $n in '' | *[!0-9]*) die "the compare at $(printf %#x $((REGION + off))) failed: $n" ;; esac
 	[ "$n" = 0 ] || echo "  $n bytes differ in the 64 MiB at $(printf %#x $((REGION + off)))"
-	differ=$((differ + n))
+	region_differ=$((region_differ + n))
 	off=$((off + chunk))
 done
+differ=$((differ + region_differ))
+# A loss the destination's guest can see: in the test pages, which it
+# checks, not only in the status page, which it does not.
+if [ -n "$expect_loss" ] && [ "$region_differ" = 0 ]; then
+	echo "NO LOSS: the migration lost no write to the test pages ($differ bytes of the status page differ)"
+	exit 3
+fi
 if [ "$differ" = 0 ]; then
-	if [ -n "$expect_loss" ]; then
-		echo "NO LOSS: the migration lost no write"
-		exit 3
-	fi
 	echo "ok: the destination's $((size / 4096)) test pages and status page equal the source's"
 else
 	[ -n "$expect_loss" ] ||
