@@ -162,7 +162,11 @@ struct bvm {
 	uint64_t map_size;
 	long calls[CALLS];	/* the ioctls the module counts */
 	int n[KINDS];
-	double s[KINDS][MAX_SAMPLES];
+	/*
+	 * On the heap: the ELF loader copies the test's .bss into the
+	 * guest's slot 0, which three VMs' samples would outgrow.
+	 */
+	double (*s)[MAX_SAMPLES];
 };
 
 static struct bvm vms[3];	/* C, Rust, and with -m shared the shared bitmap */
@@ -290,6 +294,8 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 						      VM_MEM_SRC_ANONYMOUS;
 	long bound;
 
+	v->s = calloc(KINDS, sizeof(*v->s));
+	TEST_ASSERT(v->s, "out of memory");
 	set_bind_vms(v->rust);
 	bound = read_long(COUNTERS "vms_bound");
 #ifdef __x86_64__
