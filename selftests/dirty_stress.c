@@ -23,7 +23,7 @@
  *                     change that retires a bitmap (the churned slot
  *                     deleted, -L's logging off) its last bits are taken
  *                     with read(2) and a new descriptor is got for the new
- *                     bitmap (Documentation/shared-bitmap.rst, "The
+ *                     bitmap (Documentation/api.rst, 3.5 "The
  *                     protocol")
  *   -t secs   how long the vCPUs write (default 30)
  *   -v n      vCPUs (default 2)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The C half of the dirty bitmap shared with user space
- * (Documentation/shared-bitmap.rst, KVM_GET_DIRTY_BITMAP_FD): the file a
+ * (Documentation/api.rst, "KVM_GET_DIRTY_BITMAP_FD"): the file a
  * descriptor names, its mmap() and page-fault handler, its read(), and the
  * kernel calls rust/kvm/shared_bitmap.rs makes.  Each function is one call or
  * the translation of one; what is allowed, mapped and freed, and when, is
