@@ -91,6 +91,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "kd_counters.h"
 #include "kd_phase.h"
 #include "kvm_util.h"
 #include "processor.h"
@@ -103,12 +104,11 @@
 #define MAX_SAMPLES	4096
 #define KINDS		5	/* metrics sampled at once, per VM */
 #define BIND_VMS	"/sys/module/kvm_dirty/parameters/bind_vms"
-#define COUNTERS	"/sys/kernel/debug/kvm_dirty/"
 
 enum { GET, CLEAR, RESET, WPALL, CALLS };
 static const char *const counter[CALLS] = {
-	COUNTERS "get_dirty_log", COUNTERS "clear_dirty_log", COUNTERS "ring_resets",
-	COUNTERS "wp_all_calls",
+	"get_dirty_log", "clear_dirty_log", "ring_resets",
+	"wp_all_calls",
 };
 
 /*
@@ -118,9 +118,9 @@ static const char *const counter[CALLS] = {
  */
 enum { SBM_VMS, SBM_FDS, SBM_ALLOCS, SBM_FREES, SBM_FAULTS, SBM_COUNTERS };
 static const char *const sbm_counter[SBM_COUNTERS] = {
-	COUNTERS "shared_bitmap_vms", COUNTERS "shared_bitmap_fds",
-	COUNTERS "shared_bitmap_allocs", COUNTERS "shared_bitmap_frees",
-	COUNTERS "shared_bitmap_faults",
+	"shared_bitmap_vms", "shared_bitmap_fds",
+	"shared_bitmap_allocs", "shared_bitmap_frees",
+	"shared_bitmap_faults",
 };
 
 /* What the guest writes (or reads) on its next run; the host sets these. */
@@ -233,19 +233,6 @@ static void result(int k, const char *metric, const char *tags)
 	fflush(stdout);
 }
 
-static long read_long(const char *file)
-{
-	FILE *f = fopen(file, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
 /* New VMs go to the Rust path (1) or stay on the C path (0). */
 static void set_bind_vms(int on)
 {
@@ -297,7 +284,7 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 	v->s = calloc(KINDS, sizeof(*v->s));
 	TEST_ASSERT(v->s, "out of memory");
 	set_bind_vms(v->rust);
-	bound = read_long(COUNTERS "vms_bound");
+	bound = kd_counter("vms_bound");
 #ifdef __x86_64__
 	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, 0);
 #else
@@ -309,10 +296,10 @@ static void create_vm(struct bvm *v, uint64_t bytes, uint32_t ring_bytes,
 	v->vm = __vm_create(VM_SHAPE_DEFAULT, 1, 2 * npages);
 #endif
 	if (v->rust)
-		TEST_ASSERT(bound >= 0 && read_long(COUNTERS "vms_bound") == bound + 1,
+		TEST_ASSERT(bound >= 0 && kd_counter("vms_bound") == bound + 1,
 			    "Rust-path VM was not bound to kvm_dirty");
 	else
-		TEST_ASSERT(read_long(COUNTERS "vms_bound") == bound,
+		TEST_ASSERT(kd_counter("vms_bound") == bound,
 			    "C-path VM was bound to kvm_dirty");
 	if (ring_bytes)
 		vm_enable_dirty_ring(v->vm, ring_bytes);
@@ -891,7 +878,7 @@ static void check_shared_counters(const long *before, uint64_t map_pages)
 	for (int i = 0; i < nr_vms; i++)
 		nr += vms[i].shared;
 	for (int i = 0; i < SBM_COUNTERS; i++)
-		moved[i] = read_long(sbm_counter[i]) - before[i];
+		moved[i] = kd_counter(sbm_counter[i]) - before[i];
 	TEST_ASSERT(moved[SBM_VMS] == nr && moved[SBM_FDS] == nr &&
 		    moved[SBM_ALLOCS] == nr && moved[SBM_FREES] == nr,
 		    "shared bitmaps: %ld VMs, %ld descriptors, %ld allocated, %ld freed; want %ld each",
@@ -1022,7 +1009,7 @@ int main(int argc, char *argv[])
 	} else if (shared_mode) {
 		wp_all = true;
 		for (i = 0; i < SBM_COUNTERS; i++)
-			sbm_before[i] = read_long(sbm_counter[i]);
+			sbm_before[i] = kd_counter(sbm_counter[i]);
 		for (i = 0; i < nr_vms; i++)
 			create_vm(&vms[i], bytes, 0, 0);
 	} else if (!strcmp(mode, "logon")) {
@@ -1042,7 +1029,7 @@ int main(int argc, char *argv[])
 	}
 
 	for (i = 0; i < CALLS; i++)
-		before[i] = read_long(counter[i]);
+		before[i] = kd_counter(counter[i]);
 	if (shared_mode)
 		bench_shared(dirty, zero_calls, reps, full_reps);
 	else if (log_on)
@@ -1065,9 +1052,9 @@ int main(int argc, char *argv[])
 			if (vms[i].rust)
 				rust_calls[k] += vms[i].calls[k];
 	for (i = 0; i < CALLS; i++)
-		TEST_ASSERT(read_long(counter[i]) - before[i] == rust_calls[i],
+		TEST_ASSERT(kd_counter(counter[i]) - before[i] == rust_calls[i],
 			    "%s moved by %ld, the Rust VMs made %ld such calls",
-			    counter[i], read_long(counter[i]) - before[i], rust_calls[i]);
+			    counter[i], kd_counter(counter[i]) - before[i], rust_calls[i]);
 	for (i = 0; i < nr_vms; i++) {
 		if (vms[i].shared) {
 			map_pages += vms[i].map_size / getpagesize();

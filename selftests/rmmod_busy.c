@@ -25,27 +25,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "kd_counters.h"
 #include "kselftest.h"
 
 static int unload(void)
 {
 	return syscall(SYS_delete_module, "kvm_dirty", O_NONBLOCK) ? -errno : 0;
-}
-
-static long read_counter(const char *name)
-{
-	char path[128];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm_dirty/%s", name);
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
 }
 
 static int hold(void)
@@ -104,14 +89,14 @@ int main(int argc, char **argv)
 	kvm = open("/dev/kvm", O_RDWR);
 	if (kvm < 0)
 		ksft_exit_skip("/dev/kvm: %s\n", strerror(errno));
-	live = read_counter("vms_live");
+	live = kd_counter("vms_live");
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0)
 		ksft_exit_fail_msg("KVM_CREATE_VM: %s\n", strerror(errno));
 
-	ksft_test_result(read_counter("vms_live") == live + 1,
+	ksft_test_result(kd_counter("vms_live") == live + 1,
 			 "a new VM is bound (vms_live %ld -> %ld)\n", live,
-			 read_counter("vms_live"));
+			 kd_counter("vms_live"));
 
 	r = unload();
 	ksft_test_result(r == -EWOULDBLOCK || r == -EBUSY,

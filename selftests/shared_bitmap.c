@@ -57,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kd_counters.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -76,7 +77,6 @@
 #define RACE_PAGES	(4096 + 37)	/* a last word only partly pages */
 #define RACE_ROUNDS	16
 #define MAX_LIST	512
-#define KD_DEBUGFS	"/sys/kernel/debug/kvm_dirty/"
 
 /* Shared with the guest: write one word into each listed page of the slot at g_base. */
 static uint64_t g_base, g_count, g_pass, g_psize;
@@ -152,22 +152,6 @@ static void check_err(int line, long r, int err, int want, const char *what)
 	__r = (long)(call);						\
 	check_err(__LINE__, __r, errno, want, what);			\
 } while (0)
-
-static long counter(const char *name)
-{
-	char path[128];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), KD_DEBUGFS "%s", name);
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
 
 /* Bitmap geometry, as the document defines it. */
 static uint64_t live_words(uint64_t pages)
@@ -835,7 +819,7 @@ static void live_cases(int fd, uint64_t *map)
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(bad != MAP_FAILED, "mmap: %s", strerror(errno));
 	CHECK(!mprotect(bad + psize, psize, PROT_NONE), "mprotect: %s", strerror(errno));
-	restored = counter("shared_bitmap_read_restored");
+	restored = kd_counter("shared_bitmap_read_restored");
 	v = 0;
 	for (i = 0; i < 64; i++)
 		v += !!want[i];
@@ -843,9 +827,9 @@ static void live_cases(int fd, uint64_t *map)
 		 "pread into an inaccessible buffer");
 	exp.read_restored += v;
 	if (restored >= 0) {
-		CHECK(counter("shared_bitmap_read_restored") - restored == (long)v,
+		CHECK(kd_counter("shared_bitmap_read_restored") - restored == (long)v,
 		      "shared_bitmap_read_restored moved by %ld, want %lu (dirty words of the first chunk)",
-		      counter("shared_bitmap_read_restored") - restored, v);
+		      kd_counter("shared_bitmap_read_restored") - restored, v);
 		ok("shared_bitmap_read_restored moved by %lu, the dirty words taken", v);
 	}
 	scan(map, got, words);
@@ -1206,7 +1190,7 @@ static void move_case(int fd, uint64_t gpa_moved)
 {
 	const uint64_t words = map_bytes(npages) / 8, mbytes = map_bytes(npages);
 	uint64_t *want = calloc(words, 8), *got = calloc(words, 8), *map;
-	long retired = counter("shared_bitmap_retired");
+	long retired = kd_counter("shared_bitmap_retired");
 	struct pageset s;
 
 	CHECK(want && got, "calloc");
@@ -1224,9 +1208,9 @@ static void move_case(int fd, uint64_t gpa_moved)
 	want_bits(got, want, words, "after KVM_MR_MOVE: the guest's writes at the new address");
 	wp_all();
 	if (retired >= 0) {
-		CHECK(counter("shared_bitmap_retired") == retired,
+		CHECK(kd_counter("shared_bitmap_retired") == retired,
 		      "KVM_MR_MOVE retired a bitmap (shared_bitmap_retired %ld -> %ld)",
-		      retired, counter("shared_bitmap_retired"));
+		      retired, kd_counter("shared_bitmap_retired"));
 		ok("KVM_MR_MOVE retired nothing");
 	}
 	munmap(map, mbytes);
