@@ -119,20 +119,8 @@ fi
 $Q $common -S $(console_args $w/dst.con) -monitor stdio \
 	-incoming "$incoming" < $w/dst.in > $w/dst.out 2>&1 &
 dst=$!
-# The work directory goes at exit: /tmp is a tmpfs in RAM (half of it at
-# most).  A failed run keeps its monitor, console and trace files, not
-# the memory images.
-cleanup() {
-	kill $src $dst 2>/dev/null
-	wait $src $dst 2>/dev/null
-	rm -f $w/*.mem
-	[ -n "$passed" ] && rm -rf $w
-}
-trap cleanup EXIT
+trap stop_qemus EXIT
 trap "exit 143" TERM INT
-mon_src() { echo "$*" >&3; }
-mon_dst() { echo "$*" >&4; }
-sweeps() { cat $w/$1.con 2>/dev/null | tr -cd S | wc -c; }
 # guest_sweeps NAME FD: the fewest sweeps a vCPU of guest NAME has made.
 guest_sweeps() {
 	status_read $2 $w/$1.st || die "QEMU $1 did not save its status page"

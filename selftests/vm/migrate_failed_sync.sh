@@ -49,15 +49,10 @@ src=$!
 dst=
 cleanup() {
 	echo 0 > $knob
-	kill $src $dst 2>/dev/null
-	wait $src $dst 2>/dev/null
-	rm -f $w/*.mem
-	[ -n "$passed" ] && rm -rf $w
+	stop_qemus
 }
 trap cleanup EXIT
 trap "exit 143" TERM INT
-mon_src() { echo "$*" >&3; }
-sweeps() { cat $w/$1.con 2>/dev/null | tr -cd S | wc -c; }
 # last NAME KEY: the value of the last "KEY: value" line of QEMU NAME's monitor.
 last() { sed -n "s/^$2: *//p" $w/$1.out | tail -1 | tr -d '\r'; }
 die() {

@@ -107,5 +107,27 @@ status_sweeps() {
 	status_fields "$1" "$2" | awk 'NR == 1 || $2 < m { m = $2 } END { printf "%d", m }'
 }
 
+# The tests' work directory $w holds each QEMU's console (NAME.con),
+# monitor output (NAME.out) and memory images; $src and $dst are the
+# source and destination QEMUs' pids, $passed is set once the test passed.
+
+# stop_qemus: at exit, both QEMUs stopped and the work directory removed,
+# /tmp being a tmpfs in RAM (half of it at most).  A failed run keeps its
+# monitor, console and trace files, not the memory images.
+stop_qemus() {
+	kill $src $dst 2>/dev/null
+	wait $src $dst 2>/dev/null
+	rm -f $w/*.mem
+	[ -n "$passed" ] && rm -rf $w
+}
+
+# mon_src, mon_dst CMD: a monitor command to the source (fd 3) or the
+# destination (fd 4).
+mon_src() { echo "$*" >&3; }
+mon_dst() { echo "$*" >&4; }
+
+# sweeps NAME: the sweeps QEMU NAME's guest has printed on its console.
+sweeps() { cat $w/$1.con 2>/dev/null | tr -cd S | wc -c; }
+
 # now_ms: L1's uptime in milliseconds (10 ms steps).
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }

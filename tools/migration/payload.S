@@ -95,8 +95,11 @@ region_size:	.quad	0x04000000	/* 64 MiB */
 nr_vcpus:	.long	1
 rate:		.long	0		/* pages per second; 0: as fast as possible */
 
-	.org	0x80
-boot16:
+/*
+ * From real mode (CS = 0xf000) to 32-bit protected mode with the flat GDT,
+ * at @target: the boot vCPU and the others enter the same way.
+ */
+	.macro	protected_mode target
 	cli
 	cld
 	xorw	%ax, %ax
@@ -105,7 +108,12 @@ boot16:
 	movl	%cr0, %eax
 	orl	$1, %eax
 	movl	%eax, %cr0
-	ljmpl	$0x08, $BASE + boot32
+	ljmpl	$0x08, $BASE + \target
+	.endm
+
+	.org	0x80
+boot16:
+	protected_mode boot32
 
 	.code32
 boot32:
@@ -435,15 +443,7 @@ gdt_desc:
 ap16:
 	ljmp	$0xf000, $ap16_cs
 ap16_cs:
-	cli
-	cld
-	xorw	%ax, %ax
-	movw	%ax, %ds
-	lgdtl	%cs:gdt_desc
-	movl	%cr0, %eax
-	orl	$1, %eax
-	movl	%eax, %cr0
-	ljmpl	$0x08, $BASE + ap32
+	protected_mode ap32
 
 	/* The reset vector, the image's last 16 bytes (0xffff0 in the alias). */
 	.org	0xfff0
