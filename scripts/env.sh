@@ -39,8 +39,8 @@ arm64 | aarch64)
 *) echo "unsupported ARCH=$ARCH (x86_64 or arm64)" >&2; return 1 ;;
 esac
 
-# KD_KERNEL=kasan selects the sanitizer flavour of the test kernel (x86_64):
-# kernel/x86_64-kasan.config on top of kernel/x86_64.config, with its own
+# KD_KERNEL=kasan selects the sanitizer flavour of the test kernel (both
+# arches): kernel/$ARCH-kasan.config on top of kernel/$ARCH.config, with its own
 # cache directory, module build and selftests.  KD_KERNEL=perf (both
 # arches): kernel/$ARCH-perf.config, no lock and list checking, for benches
 # and instruction profiles.
