@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "kd_counters.h"
+#include "kd_run.h"
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
@@ -341,8 +342,6 @@ static struct kvm_vcpu *vcpu;
 /* The guest writes the pages of @s in the slot it sees at @gva. */
 static void guest_write(uint64_t gva, const struct pageset *s)
 {
-	struct ucall uc;
-
 	g_base = gva;
 	g_count = s->n;
 	memcpy(g_list, s->page, s->n * sizeof(s->page[0]));
@@ -351,16 +350,7 @@ static void guest_write(uint64_t gva, const struct pageset *s)
 	sync_global_to_guest(vm, g_count);
 	sync_global_to_guest(vm, g_list);
 	sync_global_to_guest(vm, g_pass);
-	vcpu_run(vcpu);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		FAIL("guest exit %s, not a sync",
-		     exit_reason_str(vcpu->run->exit_reason));
-	}
+	kd_run_to_sync(vcpu);
 }
 
 /* The guest writes @s; @want is its bitmap, each of its pages a mark. */

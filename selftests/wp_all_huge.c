@@ -40,6 +40,7 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
+#include "kd_run.h"
 #include "kd_vcpu_stats.h"
 
 #include <linux/bitmap.h>
@@ -78,8 +79,6 @@ static struct kd_vcpu_stats stats;
 
 static void run_guest(enum op op, uint64_t first, uint64_t stride)
 {
-	struct ucall uc;
-
 	g_op = op;
 	g_first = first;
 	g_stride = stride;
@@ -88,15 +87,7 @@ static void run_guest(enum op op, uint64_t first, uint64_t stride)
 	sync_global_to_guest(vm, g_first);
 	sync_global_to_guest(vm, g_stride);
 	sync_global_to_guest(vm, g_pass);
-	vcpu_run(vcpu);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		return;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("exit reason %s", exit_reason_str(vcpu->run->exit_reason));
-	}
+	kd_run_to_sync(vcpu);
 }
 
 static uint64_t pages_2m(void)

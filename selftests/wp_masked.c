@@ -34,6 +34,7 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
+#include "kd_run.h"
 #include "kd_vcpu_stats.h"
 
 #include <linux/bitmap.h>
@@ -70,21 +71,12 @@ static struct kd_vcpu_stats stats;
 static uint64_t write_pages(const unsigned long *set)
 {
 	uint64_t before = kd_vcpu_stat(&stats, "pf_taken"), i;
-	struct ucall uc;
 
 	for (i = 0; i < npages; i++)
 		sel[i] = test_bit(i, set);
 	g_pass++;
 	sync_global_to_guest(vm, g_pass);
-	vcpu_run(vcpu);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("exit reason %s", exit_reason_str(vcpu->run->exit_reason));
-	}
+	kd_run_to_sync(vcpu);
 	return kd_vcpu_stat(&stats, "pf_taken") - before;
 }
 
